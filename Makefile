@@ -1,0 +1,34 @@
+# `make demo` and `make test` each bootstrap .venv from nothing but python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# On a machine without CUDA take the CPU build of torch (a plain `torch` pulls a multi-GB CUDA build).
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install -q torch; \
+	else \
+	  $(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch --index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/sutskever reproduce --all --preset quick --seeds 1
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -x
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/pointer_networks.py
+
+clean:
+	rm -rf $(VENV) runs

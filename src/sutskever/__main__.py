@@ -1,0 +1,5 @@
+import sys
+
+from sutskever.cli import main
+
+sys.exit(main())

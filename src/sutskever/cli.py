@@ -1,0 +1,299 @@
+"""The `sutskever` command: list | run | eval | reproduce | report.
+
+Bad input is one line on stderr and exit status 2; Ctrl-C during training saves a checkpoint and
+exits with status 130 (`--resume` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sutskever import recipes
+from sutskever.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UserError(f"{message}; see `{self.prog} --help`")
+
+
+def _device(name: str) -> Any:
+    from sutskever.environment import pick_device
+
+    return pick_device(name)
+
+
+# ---- list --------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> None:
+    from sutskever.reproduce import load_claim_status
+
+    table = Table(title="sutskever recipes")
+    for col in ("recipe", "paper", "presets", "data", "claims"):
+        table.add_column(col, overflow="fold")
+    for r in recipes.all():
+        status = load_claim_status(Path(args.out), r)
+        claims = f"{len(r.claims)} claims; " + (
+            ", ".join(f"{h}/{t} hold ({s})" for s, (h, t) in status.items()) or "not reproduced "
+            "yet")
+        table.add_row(r.name, f"{r.title} ({r.authors.split(',')[0].split()[-1]} et al. "
+                      f"{r.year}, arXiv:{r.arxiv})", ", ".join(r.presets()), r.data_note, claims)
+    console.print(table)
+
+
+# ---- run ---------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> None:
+    from sutskever.train import RunSpec, train
+
+    recipe = recipes.get(args.recipe)
+    cfg = recipe.configure(args.preset, args.set)
+    out = Path(args.out) if args.out else Path("runs") / recipe.name / f"{args.preset}-s{args.seed}"
+    spec = RunSpec(recipe.name, args.preset, _overrides_dict(args.set), args.seed)
+    start = time.perf_counter()
+    summary = train(recipe, cfg, out, spec, device=_device(args.device), resume=args.resume,
+                    console=err_console)
+    console.print(f"run finished in {time.perf_counter() - start:.0f} s: {out}")
+    _print_metrics(summary["metrics"], title=f"{recipe.name} / {args.preset} (test)")
+
+
+def _overrides_dict(overrides: Sequence[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
+# ---- eval --------------------------------------------------------------------------------------
+def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, Any, dict]:
+    """(recipe, config, config.json record) of a run directory, with eval-time overrides."""
+    from sutskever.config import apply_overrides, from_dict
+    from sutskever.train.trainer import CONFIG_FILE
+
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    try:
+        record = json.loads(path.read_text())
+        recipe = recipes.get(record["recipe"])
+        cfg = from_dict(recipe.config_class, record["config"])
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is corrupt ({type(e).__name__}: {e}); it cannot be evaluated"
+                        ) from None
+    return recipe, apply_overrides(cfg, overrides), record
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    import torch
+
+    from sutskever.train import evaluate_run
+    from sutskever.train.checkpoint import atomic_write_json, find_checkpoint, load_weights
+    from sutskever.train.trainer import CHECKPOINT_DIR
+
+    run_dir = Path(args.run_dir)
+    recipe, cfg, record = load_run(run_dir, args.set)
+    checkpoint = find_checkpoint(run_dir / CHECKPOINT_DIR)
+    if checkpoint is None:
+        raise UserError(f"{run_dir} has no checkpoint to evaluate; train it first "
+                        f"(sutskever run ... --out {run_dir})")
+    device = _device(args.device)
+    torch.manual_seed(record.get("seed", 0))
+    model = recipe.build_model(cfg)
+    load_weights(checkpoint, model)
+    model.to(device)
+    data = recipe.build_data(cfg, record.get("seed", 0))
+    if args.split not in data.splits:
+        raise UserError(f"unknown split {args.split!r}; choose one of: {', '.join(data.splits)}")
+    result = evaluate_run(recipe, model, cfg, data, run_dir, args.split)
+    atomic_write_json(run_dir / f"eval-{args.split}.json", result)
+    _print_metrics(result["metrics"], title=f"{run_dir} ({args.split})")
+
+
+# ---- reproduce ---------------------------------------------------------------------------------
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from sutskever.environment import environment
+    from sutskever.report.plots import plot_claims
+    from sutskever.report.results import update_results
+    from sutskever.reproduce import reproduce
+
+    if args.all == bool(args.recipes):
+        raise UserError("name the recipes to reproduce or pass --all (not both)")
+    chosen = recipes.all() if args.all else [recipes.get(name) for name in args.recipes]
+    device = _device(args.device)
+    out = Path(args.out)
+    for recipe in chosen:
+        recipe.arm_config(args.preset, next(iter(recipe.arms)))  # check the scale name early
+    for recipe in chosen:
+        console.rule(f"{recipe.name}: {recipe.title} ({recipe.year})")
+        start = time.perf_counter()
+        results = reproduce(recipe, args.preset, args.seeds, out, device, err_console)
+        minutes = (time.perf_counter() - start) / 60
+        _print_claims(recipe, results, args.preset)
+        plot_claims(out / recipe.name / f"claims-{args.preset}.png", [r.__dict__ for r in results])
+        command = (f"sutskever reproduce {recipe.name} --preset {args.preset} "
+                   f"--seeds {args.seeds}")
+        section = _results_section(recipe, results, args.preset, command, environment(device),
+                                   minutes, out)
+        if args.results:
+            update_results(args.results, recipe.name, section)
+        console.print(f"{recipe.name}: {sum(r.holds for r in results)}/{len(results)} claims "
+                      f"hold at preset {args.preset} ({minutes:.1f} min); runs in "
+                      f"{out / recipe.name}")
+
+
+def _print_claims(recipe: Any, results: Sequence[Any], scale: str) -> None:
+    table = Table(title=f"{recipe.title} ({recipe.year}): paper vs ours, preset {scale}")
+    for col in ("claim", "paper", "ours", "criterion", "status", "setting differs"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        status = "[green]reproduced" if r.holds else "[red]not reproduced"
+        table.add_row(r.text, r.paper, r.ours, r.criterion, status, r.setting)
+    console.print(table)
+
+
+def _results_section(recipe: Any, results: Sequence[Any], scale: str, command: str,
+                     env: dict, minutes: float, out: Path) -> str:
+    from sutskever.report.results import markdown_table
+    from sutskever.reproduce import run_dir_for, seeds_for
+
+    lines = [f"## {recipe.name}: {recipe.title} ({recipe.authors}, {recipe.year}, "
+             f"arXiv:{recipe.arxiv})", "",
+             f"Command: `{command}` ({minutes:.1f} min in all)  ",
+             f"Hardware: {env['hardware']}; torch {env['torch']}; commit {env['commit']}; "
+             f"{time.strftime('%Y-%m-%d')}", "",
+             markdown_table(["claim", "paper", "ours", "criterion", "status", "setting differs"],
+                            [(r.text, r.paper, r.ours, r.criterion,
+                              "reproduced" if r.holds else "**not reproduced**", r.setting)
+                             for r in results]), "",
+             "Runs (metrics on the test sets, mean over seeds):", ""]
+    rows = []
+    from sutskever.recipes.base import claim_arms
+
+    for arm in claim_arms(recipe):
+        summaries = []
+        for seed in range(seeds_for(recipe, arm, int(command.split("--seeds ")[1]))):
+            path = run_dir_for(out, recipe, scale, arm, seed) / "summary.json"
+            summaries.append(json.loads(path.read_text()))
+        metrics = {k: sum(s["metrics"][k] for s in summaries) / len(summaries)
+                   for k in summaries[0]["metrics"]}
+        train_s = sum(s["train_time_s"] for s in summaries) / len(summaries)
+        rate = sum(s["samples_per_s"] for s in summaries) / len(summaries)
+        rows.append((arm, len(summaries), summaries[0]["steps"], f"{train_s:.0f}",
+                     f"{rate:,.0f}", ", ".join(f"{k} {_num(v)}" for k, v in metrics.items())))
+    lines.append(markdown_table(["arm", "seeds", "steps", "train s", "samples/s", "metrics"],
+                                rows))
+    return "\n".join(lines) + "\n"
+
+
+def _num(v: float) -> str:
+    return "FAIL" if v != v else f"{v:.4g}"  # NaN marks a metric the paper calls FAIL
+
+
+# ---- report ------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> None:
+    columns, summaries = [], []
+    for d in args.run_dirs:
+        path = Path(d) / "summary.json"
+        try:
+            summaries.append(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise UserError(f"{d} has no summary.json; is it a finished run directory?") from None
+        except json.JSONDecodeError:
+            raise UserError(f"{path} is corrupt; run `sutskever eval {d}` to rebuild it"
+                            ) from None
+        columns.append(str(d))
+    keys = list(dict.fromkeys(k for s in summaries for k in s["metrics"]))
+    table = Table(title="runs")
+    table.add_column("metric")
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for extra in ("steps", "train_time_s", "samples_per_s"):
+        table.add_row(extra, *[_num(float(s.get(extra, float("nan")))) for s in summaries])
+    for k in keys:
+        table.add_row(k, *[_num(s["metrics"][k]) if k in s["metrics"] else "-"
+                           for s in summaries])
+    console.print(table)
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, _num(v))
+    console.print(table)
+
+
+# ---- entry point -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sutskever", description="Ilya Sutskever's landmark systems as recipes, "
+                "reproduced against the papers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="recipes, papers, presets, data and claim status")
+    s.add_argument("--out", default="runs", help="where reproduce wrote its runs")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="train one preset of a recipe into a run directory")
+    s.add_argument("recipe")
+    s.add_argument("--preset", default="quick")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=0.5 (repeatable)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    s.add_argument("--out", help="run directory (default runs/RECIPE/PRESET-sSEED)")
+    s.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("eval", help="reload a run's checkpoint and evaluate it")
+    s.add_argument("run_dir")
+    s.add_argument("--split", default="test")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluation-time override, e.g. --set eval.beam=1")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("reproduce", help="run what the claims need; print paper vs ours")
+    s.add_argument("recipes", nargs="*")
+    s.add_argument("--all", action="store_true", help="every registered recipe")
+    s.add_argument("--preset", default="quick", help="scale: smoke | quick | paper")
+    s.add_argument("--seeds", type=int, default=3, help="seeds per effect claim")
+    s.add_argument("--out", default="runs")
+    s.add_argument("--results", default="RESULTS.md", help="file to write (empty: none)")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_reproduce)
+
+    s = sub.add_parser("report", help="compare finished run directories")
+    s.add_argument("run_dirs", nargs="+")
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sutskever.train import Interrupted
+
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "seeds", 1) < 1:
+            raise UserError("--seeds must be at least 1")
+        args.func(args)
+    except UserError as e:
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except Interrupted as e:
+        err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: loaders for the papers' data, offline corpora, task generators and exact solvers."""

@@ -1,0 +1,186 @@
+"""What a recipe is: a paper's model, data, configurations, metric and claims, as data.
+
+A recipe does not own a training loop; the one trainer (`sutskever.train`) runs every recipe
+through the hooks below. See DESIGN.md ("A recipe").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from sutskever.config import apply_overrides
+from sutskever.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the one trainer, shared by every recipe."""
+
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, ...] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    steps: int = 1000                # total optimizer steps
+    # lr schedule: constant | step (papers' decay by epoch) | cosine (with linear warmup)
+    schedule: Literal["constant", "step", "cosine"] = "constant"
+    warmup_steps: int = 0
+    decay_start_epoch: float = 0.0   # step schedule: first decay after this many epochs ...
+    decay_every_epochs: float = 1.0  # ... then every this many epochs ...
+    decay_factor: float = 0.5        # ... multiply the lr by this
+    min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
+    clip_norm: float | None = None   # clip by global gradient norm
+    log_every: int = 50
+    eval_every: int = 0              # 0: only at the end
+    checkpoint_every: int = 0        # 0: only at the end (and on Ctrl-C)
+    amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
+    compile: bool = False            # torch.compile the model
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One thing the paper reports that a reproduction must show.
+
+    value:  our `metric` of the run `arm`, beside the paper's number. It holds when the metric is
+            at most (`higher_is_better=False`) or at least `threshold`, where the threshold is a
+            number, or `factor` times `reference` (another metric of the same run, e.g. the
+            optimal tour length).
+    effect: `arm` beats `baseline` on `metric` (mean over seeds) by more than `margin`. The
+            baseline may be another run (`baseline` overrides) or another metric of the same run
+            (`baseline_metric`), e.g. accuracy at the training n versus beyond it.
+    `arm` and `baseline` name entries of the recipe's `arms`: config overrides applied on top of
+    the scale preset (`smoke`, `quick`, `paper`).
+    """
+
+    id: str
+    text: str
+    kind: Literal["value", "effect"]
+    metric: str
+    arm: str
+    paper: float
+    higher_is_better: bool = True
+    # value claims
+    threshold: float | None = None
+    reference: str | None = None
+    factor: float = 1.0
+    paper_reference: float | None = None
+    # effect claims
+    baseline: str | None = None
+    baseline_metric: str | None = None
+    paper_baseline: float | None = None
+    margin: float = 0.0
+    setting: str = ""  # how our setting differs from the paper's
+
+
+class Recipe:
+    """Base class: subclasses fill in the paper, presets, claims and the hooks."""
+
+    name: str = ""
+    title: str = ""
+    authors: str = ""
+    year: int = 0
+    arxiv: str = ""
+    data_note: str = ""          # what data the recipe uses and where it comes from
+    config_class: type = object  # the frozen dataclass of the recipe's config
+    claims: tuple[Claim, ...] = ()
+    # The runs the claims compare, as overrides of a scale preset. Each is also a preset of its
+    # own at the paper's scale (`paper` + the arm), so `run --preset ARM` trains it as the paper.
+    arms: Mapping[str, Mapping[str, Any]] = {}
+
+    def scales(self) -> dict[str, Any]:
+        """The scale presets: `smoke` (seconds), `quick` (a CPU in minutes), `paper`."""
+        raise NotImplementedError
+
+    def presets(self) -> dict[str, Any]:
+        """Named configs: the scales, then the paper's scale with each arm applied."""
+        scales = self.scales()
+        arms = {name: apply_overrides(scales["paper"], arm) for name, arm in self.arms.items()}
+        return {**scales, **arms}
+
+    def arm_config(self, scale: str, arm: str) -> Any:
+        """The config of `arm` at `scale` (a scale preset)."""
+        scales = self.scales()
+        if scale not in scales:
+            raise UserError(f"recipe {self.name!r} has no scale preset {scale!r}; choose one of: "
+                            f"{', '.join(scales)}")
+        return apply_overrides(scales[scale], self.arms[arm])
+
+    def preset(self, name: str) -> Any:
+        presets = self.presets()
+        if name not in presets:
+            raise UserError(
+                f"recipe {self.name!r} has no preset {name!r}; choose one of: {', '.join(presets)}"
+            )
+        return presets[name]
+
+    def configure(self, preset: str, overrides: Mapping[str, Any] | list[str] = ()) -> Any:
+        return apply_overrides(self.preset(preset), overrides)
+
+    # ---- hooks used by the trainer -------------------------------------------------------------
+    def build_model(self, cfg: Any) -> nn.Module:
+        raise NotImplementedError
+
+    def build_data(self, cfg: Any, seed: int) -> RecipeData:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Any, cfg: Any) -> tuple[torch.Tensor, int]:
+        """Mean loss of a batch and the number of samples in it."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, cfg: Any, data: RecipeData, split: str,
+                 full: bool = True) -> tuple[dict[str, float], list[dict]]:
+        """Metrics on a split and, where outputs are structured, one prediction per example.
+
+        `full=False` is the cheap evaluation run every `eval_every` steps during training.
+        """
+        raise NotImplementedError
+
+    def plot(self, run_dir: Any, model: nn.Module, cfg: Any, data: RecipeData) -> list[str]:
+        """Optional recipe-specific figures; returns the files written."""
+        return []
+
+
+@dataclass
+class RecipeData:
+    """The data a run needs. `batch(step)` is a pure function of (seed, step), so a resumed run
+    sees exactly the batches an uninterrupted one would."""
+
+    steps_per_epoch: int
+    splits: dict[str, Any] = field(default_factory=dict)
+
+    def batch(self, step: int) -> Any:
+        raise NotImplementedError
+
+    def to(self, batch: Any, device: torch.device) -> Any:
+        return _to_device(batch, device)
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _to_device(getattr(obj, f.name), device)
+                                           for f in dataclasses.fields(obj)})
+    return obj
+
+
+def claim_arms(recipe: Recipe) -> list[str]:
+    """The distinct arms the recipe's claims need, in order of first use."""
+    names: list[str] = []
+    for claim in recipe.claims:
+        for arm in (claim.arm, claim.baseline):
+            if arm is not None and arm not in names:
+                names.append(arm)
+    return names

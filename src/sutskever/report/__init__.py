@@ -1,0 +1,1 @@
+"""Tables, plots and RESULTS.md sections (depends on nothing but the run files)."""

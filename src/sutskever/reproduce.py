@@ -1,0 +1,161 @@
+"""`sutskever reproduce`: run what a recipe's claims need and check each claim.
+
+For every arm the claims name, train (or reuse, or resume) one run per seed at the chosen scale
+under `OUT/<recipe>/<scale>-<arm>-s<seed>`; then score each claim from the runs' summaries:
+value claims against their threshold, effect claims as a difference of means over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from sutskever.config import to_dict
+from sutskever.recipes.base import Claim, Recipe, claim_arms
+from sutskever.train import RunSpec, train
+from sutskever.train.checkpoint import atomic_write_json, find_checkpoint
+from sutskever.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE
+
+
+@dataclass
+class ClaimResult:
+    id: str
+    text: str
+    kind: str
+    paper: str
+    ours: str
+    criterion: str
+    holds: bool
+    setting: str
+    seeds: int
+    bars: list[dict]  # for the plot: label, paper, mean, std
+
+
+def run_dir_for(out: Path, recipe: Recipe, scale: str, arm: str, seed: int) -> Path:
+    return out / recipe.name / f"{scale}-{arm}-s{seed}"
+
+
+def seeds_for(recipe: Recipe, arm: str, seeds: int) -> int:
+    """Effect claims are measured over `seeds` seeds; value-only arms over one."""
+    effect = any(c.kind == "effect" and arm in (c.arm, c.baseline) for c in recipe.claims)
+    return seeds if effect else 1
+
+
+def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
+               device: torch.device, console: Console) -> dict:
+    """Train the run unless an identical finished one exists; resume an unfinished one."""
+    cfg = recipe.arm_config(scale, arm)
+    run_dir = run_dir_for(out, recipe, scale, arm, seed)
+    summary_path = run_dir / SUMMARY_FILE
+    if summary_path.exists():
+        saved = json.loads((run_dir / CONFIG_FILE).read_text())
+        if saved.get("config") == json.loads(json.dumps(to_dict(cfg))):
+            console.print(f"  reuse  {run_dir}")
+            return json.loads(summary_path.read_text())
+        console.print(f"  stale  {run_dir} (config changed): training again")
+        summary_path.unlink()
+        import shutil
+
+        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    resume = find_checkpoint(run_dir / CHECKPOINT_DIR) is not None
+    start = time.perf_counter()
+    spec = RunSpec(recipe.name, scale, dict(recipe.arms[arm]), seed)
+    summary = train(recipe, cfg, run_dir, spec, device=device, resume=resume, console=console)
+    console.print(f"  {'resumed' if resume else 'trained'} {run_dir} "
+                  f"in {time.perf_counter() - start:.0f} s")
+    return summary
+
+
+def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.device,
+              console: Console) -> list[ClaimResult]:
+    summaries: dict[str, list[dict]] = {}
+    for arm in claim_arms(recipe):
+        summaries[arm] = [ensure_run(recipe, scale, arm, seed, out, device, console)
+                          for seed in range(seeds_for(recipe, arm, seeds))]
+    results = [check_claim(c, summaries) for c in recipe.claims]
+    atomic_write_json(out / recipe.name / f"reproduce-{scale}.json",
+                      {"recipe": recipe.name, "scale": scale, "seeds": seeds,
+                       "claims": [asdict(r) for r in results]})
+    return results
+
+
+def _values(summaries: list[dict], metric: str) -> list[float]:
+    try:
+        return [float(s["metrics"][metric]) for s in summaries]
+    except KeyError:
+        raise KeyError(f"metric {metric!r} is missing from the run summaries") from None
+
+
+def _fmt(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.3g}" if abs(mean) < 10 else f"{mean:.1f}"
+    spread = statistics.stdev(values)
+    return f"{mean:.3g} ± {spread:.2g}" if abs(mean) < 10 else f"{mean:.1f} ± {spread:.1f}"
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
+    ours = _values(summaries[claim.arm], claim.metric)
+    mean, std = _stats(ours)
+    sign = 1.0 if claim.higher_is_better else -1.0
+    if claim.kind == "value":
+        if claim.reference is not None:
+            ref = _values(summaries[claim.arm], claim.reference)
+            ref_mean = statistics.fmean(ref)
+            threshold = claim.factor * ref_mean
+            criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
+                         f"{claim.reference} = {threshold:.3g}")
+            paper = f"{claim.paper:g} (ref {claim.paper_reference:g})"
+            ours_text = f"{_fmt(ours)} (ref {ref_mean:.3g})"
+            bars = [{"label": "ours/model", "paper": claim.paper, "mean": mean, "std": std},
+                    {"label": "reference", "paper": claim.paper_reference, "mean": ref_mean,
+                     "std": _stats(ref)[1]}]
+        else:
+            assert claim.threshold is not None, f"claim {claim.id} needs a threshold"
+            threshold = claim.threshold
+            criterion = f"{'≥' if claim.higher_is_better else '≤'} {threshold:g}"
+            paper, ours_text = f"{claim.paper:g}", _fmt(ours)
+            bars = [{"label": claim.metric, "paper": claim.paper, "mean": mean, "std": std}]
+        holds = sign * (mean - threshold) >= 0
+        return ClaimResult(claim.id, claim.text, claim.kind, paper, ours_text, criterion, holds,
+                           claim.setting, len(ours), bars)
+    base_arm = claim.baseline or claim.arm
+    base = _values(summaries[base_arm], claim.baseline_metric or claim.metric)
+    base_mean, base_std = _stats(base)
+    diffs = [sign * (a - b) for a, b in zip(ours, base, strict=False)]
+    diff_mean, diff_std = _stats(diffs)
+    holds = diff_mean > claim.margin
+    spread = f" ± {diff_std:.2g}" if len(diffs) > 1 else ""
+    return ClaimResult(
+        claim.id, claim.text, claim.kind,
+        paper=f"{claim.paper:g} vs {claim.paper_baseline:g}",
+        ours=f"{_fmt(ours)} vs {_fmt(base)} (Δ {diff_mean:+.3g}{spread})",
+        criterion=f"Δ > {claim.margin:g} over {len(diffs)} seed(s)",
+        holds=holds, setting=claim.setting, seeds=len(diffs),
+        bars=[{"label": claim.arm, "paper": claim.paper, "mean": mean, "std": std},
+              {"label": claim.baseline or claim.baseline_metric or "", "paper":
+               claim.paper_baseline, "mean": base_mean, "std": base_std}])
+
+
+def load_claim_status(out: Path, recipe: Recipe) -> dict[str, Any]:
+    """The latest reproduce results for `list`: {scale: (holding, total)}."""
+    status = {}
+    for path in sorted((out / recipe.name).glob("reproduce-*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        claims = data.get("claims", [])
+        status[data.get("scale", "?")] = (sum(c["holds"] for c in claims), len(claims))
+    return status

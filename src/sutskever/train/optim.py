@@ -1,0 +1,58 @@
+"""Optimizers and learning-rate schedules used by the papers.
+
+- SGD (optionally with momentum), Adam, AdamW (weight decay on matrices only for AdamW).
+- Schedules as a multiplier of the base lr, a pure function of the step:
+  constant; step decay by epoch (lr * factor^k after `decay_start_epoch`, every
+  `decay_every_epochs`: Zaremba et al.'s and Sutskever et al.'s rules); linear warmup + cosine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sutskever.recipes.base import TrainConfig
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    betas = (cfg.betas[0], cfg.betas[1])
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+    # AdamW: decoupled weight decay on weight matrices only, not on biases, gains or embeddings'
+    # 1-d parameters.
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
+
+
+def lr_multiplier(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The factor applied to the base lr at optimizer step `step` (0-based)."""
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        epoch = step / max(steps_per_epoch, 1)
+        if epoch < cfg.decay_start_epoch:
+            return 1.0
+        n_decays = 1 + math.floor((epoch - cfg.decay_start_epoch) / cfg.decay_every_epochs)
+        return cfg.decay_factor ** n_decays
+    if cfg.schedule == "cosine":
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        progress = min((step - cfg.warmup_steps) / span, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,235 @@
+"""The one training loop for every recipe.
+
+    for step in range(start, cfg.train.steps):
+        batch = data.batch(step)                 # pure function of (seed, step)
+        loss = recipe.loss(model, batch, cfg)    # the recipe's loss
+        loss.backward(); clip; optimizer.step()  # lr from the schedule, a pure function of step
+
+Because batches and the lr are functions of the step, and the checkpoint holds the model,
+optimizer and RNG states, a run stopped (Ctrl-C, `stop_at`) and resumed with `--resume` ends with
+the same weights as an uninterrupted one (exactly, on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sutskever.config import to_dict
+from sutskever.environment import environment
+from sutskever.errors import UserError
+from sutskever.recipes.base import Recipe, RecipeData
+from sutskever.train.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    find_checkpoint,
+    load_state,
+    load_weights,
+    save_checkpoint,
+)
+from sutskever.train.optim import lr_multiplier, make_optimizer, set_lr
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+CHECKPOINT_DIR = "checkpoint"
+
+
+class Interrupted(Exception):
+    """Training stopped early with a checkpoint saved; `--resume` continues it."""
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(f"stopped at step {step}; checkpoint saved in {run_dir}/{CHECKPOINT_DIR}"
+                         f"; continue with --resume")
+        self.step = step
+
+
+@dataclass
+class RunSpec:
+    """What identifies a run: recipe, preset, overrides and seed (+ where it is written)."""
+
+    recipe: str
+    preset: str
+    overrides: dict[str, Any]
+    seed: int
+
+
+def run_config_record(spec: RunSpec, cfg: Any, device: torch.device) -> dict:
+    return {"recipe": spec.recipe, "preset": spec.preset, "overrides": spec.overrides,
+            "seed": spec.seed, "config": to_dict(cfg), "environment": environment(device)}
+
+
+def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
+          device: torch.device, resume: bool = False, stop_at: int | None = None,
+          console: Console | None = None) -> dict:
+    """Train `recipe` with `cfg` into `run_dir`; returns the summary (also in summary.json).
+
+    `stop_at` stops after that many steps with a checkpoint, as Ctrl-C would (tests use it).
+    """
+    run_dir = Path(run_dir)
+    console = console or Console(stderr=True)
+    tcfg = cfg.train
+    record = run_config_record(spec, cfg, device)
+    checkpoint = find_checkpoint(run_dir / CHECKPOINT_DIR)
+    if resume:
+        if checkpoint is None:
+            raise UserError(f"--resume: no checkpoint in {run_dir}; run without --resume")
+        _check_same_run(run_dir, record)
+    elif checkpoint is not None or (run_dir / SUMMARY_FILE).exists():
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or --out "
+                        f"to write a new one elsewhere")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG_FILE, record)
+
+    torch.manual_seed(spec.seed)
+    model = recipe.build_model(cfg).to(device)
+    data = recipe.build_data(cfg, spec.seed)
+    optimizer = make_optimizer(tcfg, model)
+    step, elapsed = 0, 0.0
+    if resume:
+        assert checkpoint is not None
+        load_weights(checkpoint, model)
+        state = load_state(checkpoint)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        _truncate_metrics(run_dir / METRICS_FILE, step)
+    step_fn = _compile(model) if tcfg.compile else model
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if tcfg.amp and device.type == "cuda" else contextlib.nullcontext())
+
+    def save() -> None:
+        state = {"optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(),
+                 "elapsed": elapsed}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(run_dir / CHECKPOINT_DIR, model, state)
+
+    metrics_log = open(run_dir / METRICS_FILE, "a")  # noqa: SIM115 - closed in finally
+    progress = _progress(console, f"{spec.recipe}/{spec.preset}", tcfg.steps, step)
+    window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+    last_loss = float("nan")
+    try:
+        with progress:
+            model.train()
+            while step < tcfg.steps:
+                if stop_at is not None and step >= stop_at:
+                    raise KeyboardInterrupt
+                set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, data.steps_per_epoch))
+                batch = data.to(data.batch(step), device)
+                with autocast:
+                    loss, n_samples = recipe.loss(step_fn, batch, cfg)
+                if not torch.isfinite(loss):
+                    raise UserError(f"the loss became {loss.item()} at step {step}; lower "
+                                    f"train.lr or set train.clip_norm")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if tcfg.clip_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
+                optimizer.step()
+                step += 1
+                window_loss += loss.item() * n_samples
+                window_samples += n_samples
+                if step % tcfg.log_every == 0 or step == tcfg.steps:
+                    now = time.perf_counter()
+                    elapsed += now - window_start
+                    last_loss = window_loss / max(window_samples, 1)
+                    rate = window_samples / max(now - window_start, 1e-9)
+                    _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
+                                       "split": "train", "loss": last_loss,
+                                       "lr": optimizer.param_groups[0]["lr"],
+                                       "samples_per_s": rate, "elapsed_s": elapsed})
+                    progress.update(0, completed=step, loss=f"{last_loss:.4f}",
+                                    rate=f"{rate:,.0f}")
+                    window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+                if tcfg.eval_every and step % tcfg.eval_every == 0 and step < tcfg.steps:
+                    metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
+                    model.train()
+                    _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
+                                       "split": "valid", **metrics})
+                    window_start = time.perf_counter()  # evaluation is not training time
+                if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
+                    save()
+                    window_start = time.perf_counter()
+    except KeyboardInterrupt:
+        save()
+        raise Interrupted(run_dir, step) from None
+    finally:
+        metrics_log.close()
+    save()
+    summary = evaluate_run(recipe, model, cfg, data, run_dir, "test")
+    summary.update({"steps": step, "train_time_s": elapsed,
+                    "samples_per_s": step * tcfg.batch_size / max(elapsed, 1e-9),
+                    "final_train_loss": last_loss})
+    atomic_write_json(run_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def evaluate_run(recipe: Recipe, model: torch.nn.Module, cfg: Any, data: RecipeData,
+                 run_dir: Path, split: str) -> dict:
+    """Full evaluation: metrics, predictions.jsonl and the recipe's plots."""
+    metrics, predictions = recipe.evaluate(model, cfg, data, split, full=True)
+    if predictions:
+        atomic_write_text(run_dir / PREDICTIONS_FILE,
+                          "".join(json.dumps(p) + "\n" for p in predictions))
+    try:
+        from sutskever.report.plots import plot_learning_curves
+
+        plot_learning_curves(run_dir)
+        recipe.plot(run_dir, model, cfg, data)
+    except Exception as e:  # a figure must never cost a run its results
+        print(f"warning: could not draw plots for {run_dir}: {e}")
+    return {"split": split, "metrics": metrics}
+
+
+def _check_same_run(run_dir: Path, record: dict) -> None:
+    path = run_dir / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"{path} is missing or corrupt; cannot check that --resume continues "
+                        f"the same run") from None
+    for key in ("recipe", "seed", "config"):
+        if json.loads(json.dumps(saved.get(key))) != json.loads(json.dumps(record[key])):
+            raise UserError(f"--resume: {run_dir} was written with a different {key}; resume "
+                            f"with the same recipe, preset, --set and --seed, or use --out")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(kept))
+
+
+def _log(f: Any, obj: dict) -> None:
+    f.write(json.dumps(obj) + "\n")
+    f.flush()
+
+
+def _compile(model: torch.nn.Module) -> Any:
+    return torch.compile(model)
+
+
+def _progress(console: Console, name: str, total: int, completed: int) -> Progress:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"),
+        TimeRemainingColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    )
+    progress.add_task(name, total=total, completed=completed, loss="-", rate="-")
+    return progress
