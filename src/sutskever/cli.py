@@ -183,8 +183,7 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, command: s
         for seed in range(seeds_for(recipe, arm, int(command.split("--seeds ")[1]))):
             path = run_dir_for(out, recipe, scale, arm, seed) / "summary.json"
             summaries.append(json.loads(path.read_text()))
-        metrics = {k: sum(s["metrics"][k] for s in summaries) / len(summaries)
-                   for k in summaries[0]["metrics"]}
+        metrics = {k: _mean([s["metrics"][k] for s in summaries]) for k in summaries[0]["metrics"]}
         train_s = sum(s["train_time_s"] for s in summaries) / len(summaries)
         rate = sum(s["samples_per_s"] for s in summaries) / len(summaries)
         rows.append((arm, len(summaries), summaries[0]["steps"], f"{train_s:.0f}",
@@ -194,8 +193,13 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, command: s
     return "\n".join(lines) + "\n"
 
 
-def _num(v: float) -> str:
-    return "FAIL" if v != v else f"{v:.4g}"  # NaN marks a metric the paper calls FAIL
+def _mean(values: list[float | None]) -> float | None:
+    return None if None in values else sum(values) / len(values)
+
+
+def _num(v: float | None) -> str:
+    # undefined (null) marks a metric the paper calls FAIL, e.g. area coverage
+    return "FAIL" if v is None or v != v else f"{v:.4g}"
 
 
 # ---- report ------------------------------------------------------------------------------------
@@ -217,7 +221,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     for c in columns:
         table.add_column(c, overflow="fold")
     for extra in ("steps", "train_time_s", "samples_per_s"):
-        table.add_row(extra, *[_num(float(s.get(extra, float("nan")))) for s in summaries])
+        table.add_row(extra, *[_num(s.get(extra)) for s in summaries])
     for k in keys:
         table.add_row(k, *[_num(s["metrics"][k]) if k in s["metrics"] else "-"
                            for s in summaries])

@@ -8,6 +8,7 @@ value claims against their threshold, effect claims as a difference of means ove
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -88,7 +89,8 @@ def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.d
 
 def _values(summaries: list[dict], metric: str) -> list[float]:
     try:
-        return [float(s["metrics"][metric]) for s in summaries]
+        values = [s["metrics"][metric] for s in summaries]
+        return [math.nan if v is None else float(v) for v in values]  # None: undefined (FAIL)
     except KeyError:
         raise KeyError(f"metric {metric!r} is missing from the run summaries") from None
 

@@ -44,7 +44,7 @@ BASELINES = ("nearest-neighbour", "2-opt", "christofides", "optimal")
 # Target memory for one batch chunk of the Held-Karp DP (table + the largest layer's
 # temporaries). Measured on CPU, chunks of ~16-64 MiB keep the gathers cache-friendly and run
 # fastest; n >= 17 exceeds it with a single instance and so runs one instance at a time.
-_HK_CHUNK_BYTES = 32 << 20
+_HK_CHUNK_BYTES = 16 << 20
 
 
 # --------------------------------------------------------------------------- helpers

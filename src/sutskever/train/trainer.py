@@ -28,6 +28,7 @@ from sutskever.environment import environment
 from sutskever.errors import UserError
 from sutskever.recipes.base import Recipe, RecipeData
 from sutskever.train.checkpoint import (
+    finite_json,
     atomic_write_json,
     atomic_write_text,
     find_checkpoint,
@@ -173,7 +174,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                     "samples_per_s": step * tcfg.batch_size / max(elapsed, 1e-9),
                     "final_train_loss": last_loss})
     atomic_write_json(run_dir / SUMMARY_FILE, summary)
-    return summary
+    return json.loads((run_dir / SUMMARY_FILE).read_text())  # as stored: undefined -> None
 
 
 def evaluate_run(recipe: Recipe, model: torch.nn.Module, cfg: Any, data: RecipeData,
@@ -216,7 +217,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _log(f: Any, obj: dict) -> None:
-    f.write(json.dumps(obj) + "\n")
+    f.write(json.dumps(finite_json(obj), allow_nan=False) + "\n")
     f.flush()
 
 

@@ -1,0 +1,76 @@
+"""The `sutskever` command end to end (in-process, and once as a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sutskever.cli import main
+
+SMOKE = ["--preset", "smoke", "--set", "train.steps=6", "--device", "cpu"]
+
+
+def test_run_eval_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "pointer-networks", *SMOKE, "--out", str(out)]) == 0
+    for name in ("config.json", "metrics.jsonl", "summary.json", "predictions.jsonl",
+                 "checkpoint/model.safetensors", "checkpoint/trainer.pt"):
+        assert (out / name).exists(), name
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 32
+    assert set(preds[0]) == {"task", "points", "target", "output"}
+    assert preds[0]["task"] == "convex-hull" and len(preds[0]["points"]) == 5
+    assert all(0 <= i < 5 for p in preds for i in p["output"])
+
+    assert main(["eval", str(out), "--set", "eval.beam=1", "--device", "cpu"]) == 0
+    evaluated = json.loads((out / "eval-test.json").read_text())
+    assert "accuracy_n5" in evaluated["metrics"]
+    assert main(["report", str(out), str(out)]) == 0
+    assert main(["list"]) == 0
+    assert "pointer-networks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "no-such-recipe"], "unknown recipe 'no-such-recipe'; choose one of: "),
+    (["run", "pointer-networks", "--preset", "huge"], "has no preset 'huge'; choose one of"),
+    (["run", "pointer-networks", "--set", "model.hiden=3"], "unknown config key 'model.hiden'"),
+    (["run", "pointer-networks", "--set", "train.steps=many"], "is not an integer"),
+    (["run", "pointer-networks", "--set", "data.task=sorting"], "is not one of: convex-hull"),
+    (["run", "pointer-networks", "--preset", "smoke", "--set", "model.head=lstm"],
+     "model.head='lstm' is not one of"),
+    (["eval", "/no/such/dir"], "does not exist"),
+    (["report", "/no/such/dir"], "no summary.json"),
+    (["reproduce"], "name the recipes to reproduce or pass --all"),
+    (["reproduce", "pointer-networks", "--preset", "giant"], "no scale preset 'giant'"),
+    (["run"], "the following arguments are required: recipe"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str,
+                                         capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_eval_of_a_corrupt_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "pointer-networks", *SMOKE, "--out", str(out)]) == 0
+    (out / "checkpoint" / "model.safetensors").write_bytes(b"\x01\x02")
+    assert main(["eval", str(out)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    (out / "config.json").write_text("{not json")
+    assert main(["eval", str(out)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main(["run", "pointer-networks", *SMOKE, "--out", str(out)]) == 2
+
+
+def test_console_script_exit_status(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "sutskever", "run", "pointer-networks",
+                           "--set", "nope=1"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

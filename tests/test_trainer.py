@@ -1,0 +1,93 @@
+"""The one trainer: resume determinism, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sutskever import recipes
+from sutskever.errors import UserError
+from sutskever.train import Interrupted, RunSpec, train
+from sutskever.train.checkpoint import find_checkpoint, load_state, load_weights
+
+CPU = torch.device("cpu")
+
+
+def _run(out: Path, stop_at: int | None = None, resume: bool = False,
+         overrides: tuple[str, ...] = ()) -> dict:
+    recipe = recipes.get("pointer-networks")
+    cfg = recipe.configure("smoke", ["train.steps=12", "train.checkpoint_every=0",
+                                     "train.log_every=2", "train.eval_every=4", *overrides])
+    spec = RunSpec(recipe.name, "smoke", {}, seed=7)
+    return train(recipe, cfg, out, spec, device=CPU, resume=resume, stop_at=stop_at)
+
+
+def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
+    # dropout-free model, but RNG state, optimizer moments, schedule and data order all matter
+    overrides = ("train.schedule=cosine", "train.warmup_steps=3", "train.optimizer=adam")
+    whole = _run(tmp_path / "whole", overrides=overrides)
+    with pytest.raises(Interrupted) as e:
+        _run(tmp_path / "split", stop_at=5, overrides=overrides)
+    assert e.value.step == 5
+    assert load_state(tmp_path / "split" / "checkpoint")["step"] == 5
+    resumed = _run(tmp_path / "split", resume=True, overrides=overrides)
+    a = load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "checkpoint" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert whole["metrics"] == resumed["metrics"]
+    # the metrics log of the resumed run has each step once, in order
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "train"]
+    assert steps == [2, 4, 6, 8, 10, 12]
+
+
+def test_run_directory_contents(tmp_path: Path) -> None:
+    summary = _run(tmp_path)
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["recipe"] == "pointer-networks" and record["seed"] == 7
+    assert record["config"]["train"]["steps"] == 12
+    assert {"torch", "commit", "hardware"} <= record["environment"].keys()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {x["split"] for x in lines} == {"train", "valid"}
+    assert all(x["samples_per_s"] > 0 for x in lines if x["split"] == "train")
+    assert summary["steps"] == 12 and summary["split"] == "test"
+    assert json.loads((tmp_path / "summary.json").read_text())["metrics"] == summary["metrics"]
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path: Path) -> None:
+    _run(tmp_path / "a")
+    with pytest.raises(UserError, match="already holds a run"):
+        _run(tmp_path / "a")
+    with pytest.raises(UserError, match="no checkpoint"):
+        _run(tmp_path / "b", resume=True)
+    with pytest.raises(UserError, match="different config"):
+        _run(tmp_path / "a", resume=True, overrides=("train.lr=0.5",))
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    _run(tmp_path)
+    ckpt = tmp_path / "checkpoint"
+    model = recipes.get("pointer-networks").build_model(
+        recipes.get("pointer-networks").configure("smoke"))
+    load_weights(ckpt, model)  # intact: loads
+    (ckpt / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="corrupt"):
+        load_weights(ckpt, model)
+    (ckpt / "trainer.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(UserError, match="corrupt"):
+        load_state(ckpt)
+
+
+def test_interrupted_swap_falls_back_to_the_old_checkpoint(tmp_path: Path) -> None:
+    _run(tmp_path)
+    ckpt = tmp_path / "checkpoint"
+    ckpt.rename(tmp_path / "checkpoint.old")  # as if we died between the two renames
+    assert find_checkpoint(ckpt) == tmp_path / "checkpoint.old"
