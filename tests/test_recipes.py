@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 
 from sutskever import recipes
-from sutskever.reproduce import reproduce
+from sutskever.reproduce import reproduce, seeds_for
 from sutskever.train import RunSpec, train
 
 ALL = [r.name for r in recipes.all()]
@@ -47,7 +47,7 @@ def test_reproduce_smoke(name: str, tmp_path: Path) -> None:
                         console=Console(quiet=True))
     assert [r.id for r in results] == [c.id for c in recipe.claims]
     for r, c in zip(results, recipe.claims, strict=True):
-        assert r.seeds == (2 if c.kind == "effect" else 1)
+        assert r.seeds == seeds_for(recipe, c.arm, 2)
         assert isinstance(r.holds, bool) and r.paper and r.ours
     # a second call reuses every finished run
     again = reproduce(recipe, "smoke", seeds=2, out=tmp_path, device=torch.device("cpu"),

@@ -41,9 +41,9 @@ __all__ = [
 
 BASELINES = ("nearest-neighbour", "2-opt", "christofides", "optimal")
 
-# Target memory for one batch chunk of the Held-Karp DP (table + the largest layer's
-# temporaries). Measured on CPU, chunks of ~16-64 MiB keep the gathers cache-friendly and run
-# fastest; n >= 17 exceeds it with a single instance and so runs one instance at a time.
+# Target memory for one batch chunk of the Held-Karp DP (all layers + the largest layer's
+# temporaries). Measured on CPU, chunks of ~8-32 MiB keep the gathers cache-friendly and run
+# fastest; from n = 19 a single instance exceeds it, so instances run one at a time.
 _HK_CHUNK_BYTES = 16 << 20
 
 
@@ -219,8 +219,9 @@ def held_karp(
         # Every ordering of <= 3 cities is the same closed tour.
         tours = np.tile(np.arange(n, dtype=np.int64), (b, 1))
         return tours, tour_lengths(pts, tours)
-    if n > 23:
-        raise ValueError(f"held_karp needs O(2^n n) memory; n={n} is too large (max 23)")
+    if n > 21:
+        # The index arrays alone take 6 (n-1)(n-2) 2^(n-3) bytes: 0.6 GB at n = 21.
+        raise ValueError(f"held_karp needs O(2^n n^2) memory; n={n} is too large (max 21)")
     plan = _HeldKarpPlan(n - 1)
     m = n - 1
     # Per instance: all layers (m 2^(m-1) float64 entries) plus the largest layer's
@@ -371,9 +372,7 @@ def _greedy_matching(w: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def min_weight_perfect_matching(
-    weights: np.ndarray, exact_max: int = 20
-) -> list[tuple[int, int]]:
+def min_weight_perfect_matching(weights: np.ndarray, exact_max: int = 20) -> list[tuple[int, int]]:
     """Perfect matching of the complete graph on ``len(weights)`` (even) vertices.
 
     Exact (bitmask DP) when there are at most ``exact_max`` vertices, otherwise greedy
@@ -431,6 +430,10 @@ def christofides(points: np.ndarray, exact_max: int = 20) -> list[int]:
     return canonical_tour(tour)
 
 
+def _nearest_neighbour_two_opt(points: np.ndarray) -> list[int]:
+    return two_opt(points, nearest_neighbour_tour(points))
+
+
 def baseline_tours(name: str, points_batch: np.ndarray) -> np.ndarray:
     """Tours (B, n) int64 from one of the paper's TSP baselines.
 
@@ -443,8 +446,7 @@ def baseline_tours(name: str, points_batch: np.ndarray) -> np.ndarray:
     if name == "nearest-neighbour":
         solve = nearest_neighbour_tour
     elif name == "2-opt":
-        def solve(p: np.ndarray) -> list[int]:
-            return two_opt(p, nearest_neighbour_tour(p))
+        solve = _nearest_neighbour_two_opt
     elif name == "christofides":
         solve = christofides
     else:

@@ -1,0 +1,113 @@
+"""Benchmark of the pointer-networks recipe: training throughput (samples/s and MFU) of the
+`quick` preset, and the wall time for `reproduce --preset quick` to reach its claims.
+
+    python benchmarks/pointer_networks.py                 # throughput only (~1 min)
+    python benchmarks/pointer_networks.py --time-to-claims  # + a full quick reproduction
+
+MFU = model FLOPs per second / the device's measured dense matmul peak (float32 on CPU,
+bf16 on CUDA), both measured here. Model FLOPs count the matrix multiplies of the LSTMs and the
+pointer attention (forward; training = 3x forward), not the elementwise work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from sutskever import recipes
+from sutskever.environment import hardware, pick_device
+from sutskever.reproduce import reproduce
+
+
+def measured_peak_flops(device: torch.device, size: int = 2048, reps: int = 10) -> float:
+    """Dense matmul FLOP/s: the best of several timed multiplies."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best
+
+
+def train_flops_per_sample(hidden: int, n: int, out_len: int, input_dim: int = 3) -> float:
+    """Matmul FLOPs of one training example of the Ptr-Net (3x the forward pass)."""
+    lstm_step = 2 * 4 * hidden * (input_dim + hidden)        # gates: W [x; h]
+    encoder = (n + 1) * lstm_step
+    decoder = out_len * lstm_step
+    attention = (2 * (n + 1) * hidden * hidden               # W1 e_j, once
+                 + out_len * 2 * hidden * hidden             # W2 d_i
+                 + out_len * (n + 1) * 2 * hidden)           # v^T tanh(.)
+    return 3 * (encoder + decoder + attention)
+
+
+def throughput(device: torch.device, steps: int = 60, warmup: int = 10) -> dict:
+    recipe = recipes.get("pointer-networks")
+    cfg = recipe.arm_config("quick", "hull-10")
+    torch.manual_seed(0)
+    model = recipe.build_model(cfg).to(device)
+    data = recipe.build_data(cfg, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    times, flops = [], []
+    for step in range(warmup + steps):
+        points, targets = data.to(data.batch(step), device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        loss, _ = recipe.loss(model, (points, targets), cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= warmup:
+            times.append(time.perf_counter() - t)
+            flops.append(len(points) * train_flops_per_sample(cfg.model.hidden, points.shape[1],
+                                                              targets.shape[1]))
+    step_s = statistics.median(times)
+    batch = cfg.train.batch_size
+    return {"step_ms": 1e3 * step_s, "samples_per_s": batch / step_s,
+            "model_flops_per_s": statistics.fmean(flops) / step_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--time-to-claims", action="store_true")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    peak = measured_peak_flops(device)
+    result = throughput(device)
+    print(f"hardware: {hardware(device)}; torch {torch.__version__}")
+    print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    print(f"pointer-networks quick (hull n=10, H=128, batch 128): {result['step_ms']:.1f} ms/step,"
+          f" {result['samples_per_s']:,.0f} samples/s, "
+          f"{result['model_flops_per_s'] / 1e9:.2f} GFLOP/s = MFU "
+          f"{100 * result['model_flops_per_s'] / peak:.1f}%")
+    if args.time_to_claims:
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            results = reproduce(recipes.get("pointer-networks"), "quick", 1, Path(out), device,
+                                Console(stderr=True))
+            minutes = (time.perf_counter() - start) / 60
+        held = sum(r.holds for r in results)
+        print(f"reproduce --preset quick --seeds 1: {held}/{len(results)} claims hold after "
+              f"{minutes:.1f} min (data generation included; cached data is reused)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
