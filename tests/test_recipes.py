@@ -37,7 +37,8 @@ def test_smoke_preset_trains(name: str, tmp_path: Path) -> None:
                     device=torch.device("cpu"))
     assert summary["steps"] == cfg.train.steps
     assert math.isfinite(summary["final_train_loss"])
-    assert summary["metrics"] and all(v is None or isinstance(v, float) for v in summary["metrics"].values())
+    values = summary["metrics"].values()
+    assert values and all(v is None or isinstance(v, float) for v in values)
 
 
 @pytest.mark.parametrize("name", ALL)

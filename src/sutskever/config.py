@@ -99,7 +99,8 @@ def _set(cfg: Any, path: list[str], value: Any, full_key: str, root: Any) -> Any
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
             first = dataclasses.fields(current)[0].name
-            raise UserError(f"{full_key!r} is a group; set one of its keys, e.g. {full_key}.{first}")
+            raise UserError(f"{full_key!r} is a group; set one of its keys, "
+                            f"e.g. {full_key}.{first}")
         tp = _field_types(cfg)[head]
         if isinstance(value, str) and tp is not str:
             value = parse_value(value, tp, full_key)

@@ -19,8 +19,10 @@ feeds the coordinates to the LSTM; mathematically the embedding only re-paramete
 input weights, but with every weight drawn from U(-0.08, 0.08) the 3-d input barely moves the
 LSTM and training stalls on a solution that ignores the coordinates (measured: hull n=5 accuracy
 0% after 800 Adam steps without it, 64% with it). So the embedding keeps PyTorch's default init
-(U(-1/sqrt(3), 1/sqrt(3))); every other weight is U(-0.08, 0.08) as in the paper. Outputs are slot indices: 1..n point at a point, 0 is END. Targets are padded with
--100 after END. For the fixed-softmax heads token k of the vocabulary stands for slot k.
+(U(-1/sqrt(3), 1/sqrt(3))); every other weight is U(-0.08, 0.08) as in the paper.
+
+Outputs are slot indices: 1..n point at a point, 0 is END. Targets are padded with -100 after END.
+For the fixed-softmax heads token k of the vocabulary stands for slot k.
 
 Simplification: eq. 2's concatenation [d_i; c_i] is used only for the prediction, not also fed
 back as decoder input, so that teacher forcing is one LSTM call over the whole sequence.

@@ -28,10 +28,10 @@ from sutskever.environment import environment
 from sutskever.errors import UserError
 from sutskever.recipes.base import Recipe, RecipeData
 from sutskever.train.checkpoint import (
-    finite_json,
     atomic_write_json,
     atomic_write_text,
     find_checkpoint,
+    finite_json,
     load_state,
     load_weights,
     save_checkpoint,
