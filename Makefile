@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/sutskever reproduce --all --preset quick --seeds 1
+	$(BIN)/sutskever reproduce --all --preset quick --seeds 1 --results runs/RESULTS.md
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -x

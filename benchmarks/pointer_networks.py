@@ -3,6 +3,7 @@
 
     python benchmarks/pointer_networks.py                 # throughput only (~1 min)
     python benchmarks/pointer_networks.py --time-to-claims  # + a full quick reproduction
+    ... --results RESULTS.md                              # also write the numbers there
 
 MFU = model FLOPs per second / the device's measured dense matmul peak (float32 on CPU,
 bf16 on CUDA), both measured here. Model FLOPs count the matrix multiplies of the LSTMs and the
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from sutskever import recipes
 from sutskever.environment import hardware, pick_device
+from sutskever.report.results import update_results
 from sutskever.reproduce import reproduce
 
 
@@ -88,16 +90,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--time-to-claims", action="store_true")
+    parser.add_argument("--results", help="also write the numbers to this RESULTS.md")
     args = parser.parse_args()
     device = pick_device(args.device)
     peak = measured_peak_flops(device)
     result = throughput(device)
-    print(f"hardware: {hardware(device)}; torch {torch.__version__}")
-    print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    print(f"pointer-networks quick (hull n=10, H=128, batch 128): {result['step_ms']:.1f} ms/step,"
-          f" {result['samples_per_s']:,.0f} samples/s, "
-          f"{result['model_flops_per_s'] / 1e9:.2f} GFLOP/s = MFU "
-          f"{100 * result['model_flops_per_s'] / peak:.1f}%")
+    lines = [
+        f"hardware: {hardware(device)}; torch {torch.__version__}",
+        f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s",
+        f"pointer-networks quick (hull n=10, H=128, batch 128): {result['step_ms']:.1f} ms/step, "
+        f"{result['samples_per_s']:,.0f} samples/s, {result['model_flops_per_s'] / 1e9:.2f} "
+        f"GFLOP/s = MFU {100 * result['model_flops_per_s'] / peak:.1f}%",
+    ]
+    print("\n".join(lines))
     if args.time_to_claims:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
@@ -105,8 +110,14 @@ def main() -> None:
                                 Console(stderr=True))
             minutes = (time.perf_counter() - start) / 60
         held = sum(r.holds for r in results)
-        print(f"reproduce --preset quick --seeds 1: {held}/{len(results)} claims hold after "
-              f"{minutes:.1f} min (data generation included; cached data is reused)")
+        lines.append(f"reproduce --preset quick --seeds 1: {held}/{len(results)} claims hold "
+                     f"after {minutes:.1f} min (data generation included when not cached)")
+        print(lines[-1])
+    if args.results:
+        command = "python benchmarks/pointer_networks.py " + " ".join(sys.argv[1:])
+        section = (f"## Benchmark: pointer-networks\n\nCommand: `{command}`\n\n"
+                   + "\n".join(f"- {line}" for line in lines) + "\n")
+        update_results(args.results, "benchmark-pointer-networks", section)
 
 
 if __name__ == "__main__":

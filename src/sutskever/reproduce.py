@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -62,8 +63,6 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
             return json.loads(summary_path.read_text())
         console.print(f"  stale  {run_dir} (config changed): training again")
         summary_path.unlink()
-        import shutil
-
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     resume = find_checkpoint(run_dir / CHECKPOINT_DIR) is not None
     start = time.perf_counter()
@@ -118,10 +117,11 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
             threshold = claim.factor * ref_mean
             criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
                          f"{claim.reference} = {threshold:.3g}")
-            paper = f"{claim.paper:g} (ref {claim.paper_reference:g})"
-            ours_text = f"{_fmt(ours)} (ref {ref_mean:.3g})"
-            bars = [{"label": "ours/model", "paper": claim.paper, "mean": mean, "std": std},
-                    {"label": "reference", "paper": claim.paper_reference, "mean": ref_mean,
+            label = claim.reference_label
+            paper = f"{claim.paper:g} ({label} {claim.paper_reference:g})"
+            ours_text = f"{_fmt(ours)} ({label} {ref_mean:.3g})"
+            bars = [{"label": "model", "paper": claim.paper, "mean": mean, "std": std},
+                    {"label": label, "paper": claim.paper_reference, "mean": ref_mean,
                      "std": _stats(ref)[1]}]
         else:
             assert claim.threshold is not None, f"claim {claim.id} needs a threshold"

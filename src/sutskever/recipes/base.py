@@ -70,6 +70,7 @@ class Claim:
     # value claims
     threshold: float | None = None
     reference: str | None = None
+    reference_label: str = "reference"  # what the reference is, e.g. "optimal"
     factor: float = 1.0
     paper_reference: float | None = None
     # effect claims
@@ -105,13 +106,16 @@ class Recipe:
         arms = {name: apply_overrides(scales["paper"], arm) for name, arm in self.arms.items()}
         return {**scales, **arms}
 
+    def scale(self, name: str) -> Any:
+        scales = self.scales()
+        if name not in scales:
+            raise UserError(f"recipe {self.name!r} has no scale preset {name!r}; choose one of: "
+                            f"{', '.join(scales)}")
+        return scales[name]
+
     def arm_config(self, scale: str, arm: str) -> Any:
         """The config of `arm` at `scale` (a scale preset)."""
-        scales = self.scales()
-        if scale not in scales:
-            raise UserError(f"recipe {self.name!r} has no scale preset {scale!r}; choose one of: "
-                            f"{', '.join(scales)}")
-        return apply_overrides(scales[scale], self.arms[arm])
+        return apply_overrides(self.scale(scale), self.arms[arm])
 
     def preset(self, name: str) -> Any:
         presets = self.presets()

@@ -52,15 +52,25 @@ def plot_point_instances(path: str | Path, task: str, points: np.ndarray,
         ax.scatter(p[:, 0], p[:, 1], s=12, c="k", zorder=3)
         _draw(ax, task, p, list(t), color="0.75", lw=4)
         _draw(ax, task, p, list(o), color="tab:red", lw=1.5)
-        ok = list(t) == list(o) if task != "delaunay" else _tri_set(t) == _tri_set(o)
-        ax.set_title("correct" if ok else "wrong", fontsize=9,
-                     color="tab:green" if ok else "tab:red")
+        if task == "tsp":  # a tour is judged by its length (direction does not matter)
+            got, best = _closed_length(p, o), _closed_length(p, t)
+            ok = got <= best + 1e-9
+            title = f"{got:.3f} (optimal {best:.3f})"
+        else:
+            ok = list(t) == list(o) if task != "delaunay" else _tri_set(t) == _tri_set(o)
+            title = "correct" if ok else "wrong"
+        ax.set_title(title, fontsize=9, color="tab:green" if ok else "tab:red")
         ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), xticks=[], yticks=[], aspect="equal")
     fig.suptitle(f"{task}: target (grey) vs Ptr-Net output (red)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def _closed_length(p: np.ndarray, seq: Sequence[int]) -> float:
+    cycle = [*seq, seq[0]] if len(seq) else []
+    return float(np.linalg.norm(np.diff(p[cycle], axis=0), axis=1).sum()) if cycle else 0.0
 
 
 def _tri_set(seq: Sequence[int]) -> set:
