@@ -185,6 +185,7 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
         f"Hardware: {env['hardware']}; torch {env['torch']}; commit {env['commit']}; "
         f"{time.strftime('%Y-%m-%d')}  ",
         f"Training time of the runs below: {total_train_s / 60:.1f} min in all", "",
+        f"Preset `{scale}`: {recipe.scale_notes.get(scale, 'see the recipe module')}.", "",
         markdown_table(["claim", "paper", "ours", "criterion", "status", "setting differs"],
                        claims), "",
         "Runs (metrics on the test sets, mean over seeds; FAIL: undefined, as the paper's area "

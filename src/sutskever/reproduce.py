@@ -97,9 +97,9 @@ def _values(summaries: list[dict], metric: str) -> list[float]:
 def _fmt(values: list[float]) -> str:
     mean = statistics.fmean(values)
     if len(values) == 1:
-        return f"{mean:.3g}" if abs(mean) < 10 else f"{mean:.1f}"
+        return f"{mean:.4g}" if abs(mean) < 10 else f"{mean:.1f}"
     spread = statistics.stdev(values)
-    return f"{mean:.3g} ± {spread:.2g}" if abs(mean) < 10 else f"{mean:.1f} ± {spread:.1f}"
+    return f"{mean:.4g} ± {spread:.2g}" if abs(mean) < 10 else f"{mean:.1f} ± {spread:.1f}"
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -112,14 +112,14 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
     sign = 1.0 if claim.higher_is_better else -1.0
     if claim.kind == "value":
         if claim.reference is not None:
+            label = claim.reference_label
             ref = _values(summaries[claim.arm], claim.reference)
             ref_mean = statistics.fmean(ref)
             threshold = claim.factor * ref_mean
             criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
-                         f"{claim.reference} = {threshold:.3g}")
-            label = claim.reference_label
+                         f"{label} = {threshold:.4g}")
             paper = f"{claim.paper:g} ({label} {claim.paper_reference:g})"
-            ours_text = f"{_fmt(ours)} ({label} {ref_mean:.3g})"
+            ours_text = f"{_fmt(ours)} ({label} {ref_mean:.4g})"
             bars = [{"label": "model", "paper": claim.paper, "mean": mean, "std": std},
                     {"label": label, "paper": claim.paper_reference, "mean": ref_mean,
                      "std": _stats(ref)[1]}]

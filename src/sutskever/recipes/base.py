@@ -95,6 +95,8 @@ class Recipe:
     # The runs the claims compare, as overrides of a scale preset. Each is also a preset of its
     # own at the paper's scale (`paper` + the arm), so `run --preset ARM` trains it as the paper.
     arms: Mapping[str, Mapping[str, Any]] = {}
+    # How each scale preset's setting differs from the paper's, printed with its results.
+    scale_notes: Mapping[str, str] = {}
 
     def scales(self) -> dict[str, Any]:
         """The scale presets: `smoke` (seconds), `quick` (a CPU in minutes), `paper`."""

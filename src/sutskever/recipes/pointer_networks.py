@@ -209,6 +209,15 @@ class PointerNetworks(Recipe):
     config_class = PointerNetworksConfig
     claims = CLAIMS
     arms = ARMS
+    scale_notes = {
+        "paper": "the paper's settings (section 4), plus a learned linear input embedding "
+                 "(see models/pointer_network.py); the paper does not state the number of steps",
+        "quick": "LSTM of 128 units (paper 256/512); Adam, lr 1e-2 with warmup and cosine decay "
+                 "(paper SGD, lr 1.0); 3000 steps of batch 128 (384k samples) drawn from a fixed "
+                 "set of 200k examples per n (paper 1M examples); beam 5; a learned linear "
+                 "input embedding (see models/pointer_network.py)",
+        "smoke": "a tiny model trained for seconds: for tests, not for results",
+    }
 
     def scales(self) -> dict[str, Any]:
         return {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
