@@ -6,8 +6,9 @@
     ... --results RESULTS.md                              # also write the numbers there
 
 MFU = model FLOPs per second / the device's measured dense matmul peak (float32 on CPU,
-bf16 on CUDA), both measured here. Model FLOPs count the matrix multiplies of the LSTMs and the
-pointer attention (forward; training = 3x forward), not the elementwise work.
+bf16 on CUDA), both measured here. Model FLOPs count the matrix multiplies of the embedding, the
+LSTMs and the pointer attention over the real (unpadded) target tokens (training = 3x forward),
+not the elementwise work.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def measured_peak_flops(device: torch.device, size: int = 2048, reps: int = 10) 
     return 2 * size**3 / best
 
 
-def train_flops_per_sample(hidden: int, n: int, out_len: int, input_dim: int = 3) -> float:
+def train_flops_per_sample(hidden: int, n: int, out_len: float, slot_dim: int = 3) -> float:
     """Matmul FLOPs of one training example of the Ptr-Net (3x the forward pass)."""
-    lstm_step = 2 * 4 * hidden * (input_dim + hidden)        # gates: W [x; h]
-    encoder = (n + 1) * lstm_step
+    embed = (n + 1) * 2 * slot_dim * hidden                  # slot vectors -> H
+    lstm_step = 2 * 4 * hidden * (hidden + hidden)           # gates: W [x; h], x embedded (H)
+    encoder = embed + (n + 1) * lstm_step
     decoder = out_len * lstm_step
     attention = (2 * (n + 1) * hidden * hidden               # W1 e_j, once
                  + out_len * 2 * hidden * hidden             # W2 d_i
@@ -78,8 +80,10 @@ def throughput(device: torch.device, steps: int = 60, warmup: int = 10) -> dict:
             torch.cuda.synchronize()
         if step >= warmup:
             times.append(time.perf_counter() - t)
+            # useful work only: decoder steps of real target tokens, not the batch's padding
+            real_len = (targets != -100).sum(1).float().mean().item()
             flops.append(len(points) * train_flops_per_sample(cfg.model.hidden, points.shape[1],
-                                                              targets.shape[1]))
+                                                              real_len))
     step_s = statistics.median(times)
     batch = cfg.train.batch_size
     return {"step_ms": 1e3 * step_s, "samples_per_s": batch / step_s,

@@ -297,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as e:
         err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
         return 130
+    except KeyboardInterrupt:  # outside training (evaluation, data generation): nothing to save
+        err_console.print("interrupted", markup=False)
+        return 130
     return 0
 
 

@@ -117,7 +117,8 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(run_dir / CHECKPOINT_DIR, model, state)
 
-    metrics_log = open(run_dir / METRICS_FILE, "a")  # noqa: SIM115 - closed in finally
+    # a fresh run starts a fresh log (a crash before the first checkpoint may have left one)
+    metrics_log = open(run_dir / METRICS_FILE, "a" if resume else "w")  # noqa: SIM115
     progress = _progress(console, f"{spec.recipe}/{spec.preset}", tcfg.steps, step)
     window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
     last_loss = float("nan")
