@@ -138,8 +138,19 @@ class Recipe:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: Any, cfg: Any) -> tuple[torch.Tensor, int]:
-        """Mean loss of a batch and the number of samples in it."""
+        """Mean loss of a batch and the number of samples (or tokens) in it."""
         raise NotImplementedError
+
+    def step_loss(self, model: nn.Module, batch: Any, cfg: Any,
+                  carry: Any) -> tuple[torch.Tensor, int, Any]:
+        """The hook for state carried across training steps (truncated BPTT's hidden state).
+
+        `carry` is what the previous step returned (None at the start of training); return the
+        next one, detached from the graph. The trainer keeps it in the checkpoint, so a resumed
+        run continues with it. Recipes without carried state only implement `loss`.
+        """
+        loss, n = self.loss(model, batch, cfg)
+        return loss, n, None
 
     def evaluate(self, model: nn.Module, cfg: Any, data: RecipeData, split: str,
                  full: bool = True) -> tuple[dict[str, float], list[dict]]:

@@ -95,7 +95,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     model = recipe.build_model(cfg).to(device)
     data = recipe.build_data(cfg, spec.seed)
     optimizer = make_optimizer(tcfg, model)
-    step, elapsed = 0, 0.0
+    step, elapsed, samples, carry = 0, 0.0, 0, None
     if resume:
         assert checkpoint is not None
         load_weights(checkpoint, model)
@@ -105,6 +105,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        samples, carry = int(state.get("samples", 0)), data.to(state.get("carry"), device)
         _truncate_metrics(run_dir / METRICS_FILE, step)
     step_fn = _compile(model) if tcfg.compile else model
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
@@ -112,7 +113,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
 
     def save() -> None:
         state = {"optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(),
-                 "elapsed": elapsed}
+                 "elapsed": elapsed, "samples": samples, "carry": carry}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(run_dir / CHECKPOINT_DIR, model, state)
@@ -120,8 +121,15 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     # a fresh run starts a fresh log (a crash before the first checkpoint may have left one)
     metrics_log = open(run_dir / METRICS_FILE, "a" if resume else "w")  # noqa: SIM115
     progress = _progress(console, f"{spec.recipe}/{spec.preset}", tcfg.steps, step)
-    window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
-    last_loss = float("nan")
+    # Training time excludes evaluation and checkpointing: `tick` books the time since `t0`.
+    window_loss, window_samples, window_time = 0.0, 0, 0.0
+    last_loss, t0 = float("nan"), time.perf_counter()
+
+    def tick() -> None:
+        nonlocal elapsed, window_time, t0
+        now = time.perf_counter()
+        elapsed, window_time, t0 = elapsed + now - t0, window_time + now - t0, now
+
     try:
         with progress:
             model.train()
@@ -131,7 +139,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                 set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, data.steps_per_epoch))
                 batch = data.to(data.batch(step), device)
                 with autocast:
-                    loss, n_samples = recipe.loss(step_fn, batch, cfg)
+                    loss, n_samples, carry = recipe.step_loss(step_fn, batch, cfg, carry)
                 if not torch.isfinite(loss):
                     raise UserError(f"the loss became {loss.item()} at step {step}; lower "
                                     f"train.lr or set train.clip_norm")
@@ -141,29 +149,31 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
                 optimizer.step()
                 step += 1
+                samples += n_samples
                 window_loss += loss.item() * n_samples
                 window_samples += n_samples
                 if step % tcfg.log_every == 0 or step == tcfg.steps:
-                    now = time.perf_counter()
-                    elapsed += now - window_start
+                    tick()
                     last_loss = window_loss / max(window_samples, 1)
-                    rate = window_samples / max(now - window_start, 1e-9)
+                    rate = window_samples / max(window_time, 1e-9)
                     _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
                                        "split": "train", "loss": last_loss,
                                        "lr": optimizer.param_groups[0]["lr"],
                                        "samples_per_s": rate, "elapsed_s": elapsed})
                     progress.update(0, completed=step, loss=f"{last_loss:.4f}",
                                     rate=f"{rate:,.0f}")
-                    window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+                    window_loss, window_samples, window_time = 0.0, 0, 0.0
                 if tcfg.eval_every and step % tcfg.eval_every == 0 and step < tcfg.steps:
+                    tick()
                     metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
                     model.train()
                     _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
                                        "split": "valid", **metrics})
-                    window_start = time.perf_counter()  # evaluation is not training time
+                    t0 = time.perf_counter()
                 if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
+                    tick()
                     save()
-                    window_start = time.perf_counter()
+                    t0 = time.perf_counter()
     except KeyboardInterrupt:
         save()
         raise Interrupted(run_dir, step) from None
@@ -172,7 +182,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     save()
     summary = evaluate_run(recipe, model, cfg, data, run_dir, "test")
     summary.update({"steps": step, "train_time_s": elapsed,
-                    "samples_per_s": step * tcfg.batch_size / max(elapsed, 1e-9),
+                    "samples_per_s": samples / max(elapsed, 1e-9),
                     "final_train_loss": last_loss})
     atomic_write_json(run_dir / SUMMARY_FILE, summary)
     return json.loads((run_dir / SUMMARY_FILE).read_text())  # as stored: undefined -> None
