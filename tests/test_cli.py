@@ -49,9 +49,12 @@ def test_run_eval_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (["run"], "the following arguments are required: recipe"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
-def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str,
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
+    assert not (tmp_path / "runs").exists()  # nothing written for a run that cannot start
     err = capsys.readouterr().err.strip()
     assert message in err
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err

@@ -69,3 +69,17 @@ def test_round_trip_through_dict() -> None:
     assert valid_keys(cfg)[:2] == ["train.lr", "train.steps"]
     with pytest.raises(UserError, match="'bogus' is not a field"):
         from_dict(Outer, {"bogus": 1})
+
+
+@dataclass(frozen=True)
+class Checked:
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p < 1:
+            raise ValueError(f"p must be in [0, 1), got {self.p}")
+
+
+def test_a_configs_own_checks_become_user_errors() -> None:
+    with pytest.raises(UserError, match=r"p=1.5: p must be in \[0, 1\), got 1.5"):
+        apply_overrides(Checked(), ["p=1.5"])

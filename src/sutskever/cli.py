@@ -138,14 +138,16 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         results = reproduce(recipe, args.preset, args.seeds, out, device, err_console)
         minutes = (time.perf_counter() - start) / 60
         _print_claims(recipe, results, args.preset)
-        plot_claims(out / recipe.name / f"claims-{args.preset}.png", [r.__dict__ for r in results])
+        plot_claims(out / recipe.name / f"claims-{args.preset}.png",
+                    [r.__dict__ for r in results if r.holds is not None])
         command = (f"sutskever reproduce {recipe.name} --preset {args.preset} "
                    f"--seeds {args.seeds}")
         section = _results_section(recipe, results, args.preset, args.seeds, command,
                                    environment(device), out)
         if args.results:
             update_results(args.results, recipe.name, section)
-        console.print(f"{recipe.name}: {sum(r.holds for r in results)}/{len(results)} claims "
+        ran = [r for r in results if r.holds is not None]
+        console.print(f"{recipe.name}: {sum(bool(r.holds) for r in ran)}/{len(ran)} claims "
                       f"hold at preset {args.preset} ({minutes:.1f} min); runs in "
                       f"{out / recipe.name}")
 
@@ -155,7 +157,8 @@ def _print_claims(recipe: Any, results: Sequence[Any], scale: str) -> None:
     for col in ("claim", "paper", "ours", "criterion", "status", "setting differs"):
         table.add_column(col, overflow="fold")
     for r in results:
-        status = "[green]reproduced" if r.holds else "[red]not reproduced"
+        status = {True: "[green]reproduced", False: "[red]not reproduced",
+                  None: "[yellow]not run"}[r.holds]
         table.add_row(r.text, r.paper, r.ours, r.criterion, status, r.setting)
     console.print(table)
 
@@ -167,7 +170,7 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
     from sutskever.reproduce import run_dir_for, seeds_for
 
     runs, total_train_s = [], 0.0
-    for arm in claim_arms(recipe):
+    for arm in claim_arms(recipe, scale):
         summaries = [json.loads((run_dir_for(out, recipe, scale, arm, seed) / "summary.json")
                                 .read_text()) for seed in range(seeds_for(recipe, arm, seeds))]
         metrics = {k: _mean([s["metrics"][k] for s in summaries]) for k in summaries[0]["metrics"]}
@@ -176,8 +179,9 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
         total_train_s += sum(train_s)
         runs.append((arm, len(summaries), summaries[0]["steps"], f"{_mean(train_s):.0f}",
                      f"{rate:,.0f}", ", ".join(f"{k} {_num(v)}" for k, v in metrics.items())))
-    claims = [(r.text, r.paper, r.ours, r.criterion,
-               "reproduced" if r.holds else "**not reproduced**", r.setting) for r in results]
+    status = {True: "reproduced", False: "**not reproduced**", None: "not run"}
+    claims = [(r.text, r.paper, r.ours, r.criterion, status[r.holds], r.setting)
+              for r in results]
     return "\n".join([
         f"## {recipe.name}: {recipe.title} ({recipe.authors}, {recipe.year}, "
         f"arXiv:{recipe.arxiv})", "",
@@ -280,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="compare finished run directories")
     s.add_argument("run_dirs", nargs="+")
     s.set_defaults(func=cmd_report)
+
+    from sutskever.scaling.cli import add_scaling_parser
+
+    add_scaling_parser(sub)
     return p
 
 

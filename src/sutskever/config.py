@@ -104,7 +104,10 @@ def _set(cfg: Any, path: list[str], value: Any, full_key: str, root: Any) -> Any
         tp = _field_types(cfg)[head]
         if isinstance(value, str) and tp is not str:
             value = parse_value(value, tp, full_key)
-        return dataclasses.replace(cfg, **{head: value})
+        try:  # a config's own checks (__post_init__) reject values its type admits
+            return dataclasses.replace(cfg, **{head: value})
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{full_key}={value!r}: {e}") from None
     if not dataclasses.is_dataclass(current):
         raise UserError(f"unknown config key {full_key!r}: {head!r} has no sub-keys")
     return dataclasses.replace(cfg, **{head: _set(current, path[1:], value, full_key, root)})

@@ -29,7 +29,8 @@ class TrainConfig:
     betas: tuple[float, ...] = (0.9, 0.999)
     weight_decay: float = 0.0
     batch_size: int = 128
-    steps: int = 1000                # total optimizer steps
+    steps: int = 1000                # total optimizer steps ...
+    epochs: float = 0.0              # ... unless > 0: train this many epochs (papers' unit)
     # lr schedule: constant | step (papers' decay by epoch) | cosine (with linear warmup)
     schedule: Literal["constant", "step", "cosine"] = "constant"
     warmup_steps: int = 0
@@ -52,7 +53,7 @@ class Claim:
     value:  our `metric` of the run `arm`, beside the paper's number. It holds when the metric is
             at most (`higher_is_better=False`) or at least `threshold`, where the threshold is a
             number, or `factor` times `reference` (another metric of the same run, e.g. the
-            optimal tour length).
+            optimal tour length), or else `factor` times the paper's number.
     effect: `arm` beats `baseline` on `metric` (mean over seeds) by more than `margin`. The
             baseline may be another run (`baseline` overrides) or another metric of the same run
             (`baseline_metric`), e.g. accuracy at the training n versus beyond it.
@@ -65,8 +66,10 @@ class Claim:
     kind: Literal["value", "effect"]
     metric: str
     arm: str
-    paper: float
+    paper: float | None  # None: the paper states the effect without a number
     higher_is_better: bool = True
+    # config values the claim needs (e.g. the paper's corpus); otherwise it is shown as not run
+    requires: Mapping[str, Any] | None = None
     # value claims
     threshold: float | None = None
     reference: str | None = None
@@ -193,10 +196,26 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def claim_arms(recipe: Recipe) -> list[str]:
-    """The distinct arms the recipe's claims need, in order of first use."""
+def claim_runnable(recipe: Recipe, claim: Claim, scale: str) -> bool:
+    """Whether the claim's `requires` holds for its arms at this scale."""
+    if not claim.requires:
+        return True
+    cfg = recipe.arm_config(scale, claim.arm)
+    for key, value in claim.requires.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        if node != value:
+            return False
+    return True
+
+
+def claim_arms(recipe: Recipe, scale: str | None = None) -> list[str]:
+    """The distinct arms the recipe's claims need (at `scale`), in order of first use."""
     names: list[str] = []
     for claim in recipe.claims:
+        if scale is not None and not claim_runnable(recipe, claim, scale):
+            continue
         for arm in (claim.arm, claim.baseline):
             if arm is not None and arm not in names:
                 names.append(arm)

@@ -33,6 +33,11 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
 
 
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """`epochs` x steps per epoch when epochs are given, else `steps`."""
+    return math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs > 0 else cfg.steps
+
+
 def lr_multiplier(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The factor applied to the base lr at optimizer step `step` (0-based)."""
     if cfg.schedule == "constant":
@@ -46,7 +51,7 @@ def lr_multiplier(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     if cfg.schedule == "cosine":
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        span = max(cfg.steps - cfg.warmup_steps, 1)
+        span = max(total_steps(cfg, steps_per_epoch) - cfg.warmup_steps, 1)
         progress = min((step - cfg.warmup_steps) / span, 1.0)
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine

@@ -36,7 +36,7 @@ from sutskever.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from sutskever.train.optim import lr_multiplier, make_optimizer, set_lr
+from sutskever.train.optim import lr_multiplier, make_optimizer, set_lr, total_steps
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -88,13 +88,13 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     elif checkpoint is not None or (run_dir / SUMMARY_FILE).exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or --out "
                         f"to write a new one elsewhere")
+    torch.manual_seed(spec.seed)
+    model = recipe.build_model(cfg).to(device)  # a bad config fails here, before any file
+    data = recipe.build_data(cfg, spec.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, record)
-
-    torch.manual_seed(spec.seed)
-    model = recipe.build_model(cfg).to(device)
-    data = recipe.build_data(cfg, spec.seed)
     optimizer = make_optimizer(tcfg, model)
+    n_steps = total_steps(tcfg, data.steps_per_epoch)
     step, elapsed, samples, carry = 0, 0.0, 0, None
     if resume:
         assert checkpoint is not None
@@ -120,7 +120,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
 
     # a fresh run starts a fresh log (a crash before the first checkpoint may have left one)
     metrics_log = open(run_dir / METRICS_FILE, "a" if resume else "w")  # noqa: SIM115
-    progress = _progress(console, f"{spec.recipe}/{spec.preset}", tcfg.steps, step)
+    progress = _progress(console, f"{spec.recipe}/{spec.preset}", n_steps, step)
     # Training time excludes evaluation and checkpointing: `tick` books the time since `t0`.
     window_loss, window_samples, window_time = 0.0, 0, 0.0
     last_loss, t0 = float("nan"), time.perf_counter()
@@ -133,7 +133,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     try:
         with progress:
             model.train()
-            while step < tcfg.steps:
+            while step < n_steps:
                 if stop_at is not None and step >= stop_at:
                     raise KeyboardInterrupt
                 set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, data.steps_per_epoch))
@@ -152,7 +152,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                 samples += n_samples
                 window_loss += loss.item() * n_samples
                 window_samples += n_samples
-                if step % tcfg.log_every == 0 or step == tcfg.steps:
+                if step % tcfg.log_every == 0 or step == n_steps:
                     tick()
                     last_loss = window_loss / max(window_samples, 1)
                     rate = window_samples / max(window_time, 1e-9)
@@ -163,7 +163,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                     progress.update(0, completed=step, loss=f"{last_loss:.4f}",
                                     rate=f"{rate:,.0f}")
                     window_loss, window_samples, window_time = 0.0, 0, 0.0
-                if tcfg.eval_every and step % tcfg.eval_every == 0 and step < tcfg.steps:
+                if tcfg.eval_every and step % tcfg.eval_every == 0 and step < n_steps:
                     tick()
                     metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
                     model.train()
