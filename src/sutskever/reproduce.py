@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from sutskever.config import to_dict
-from sutskever.recipes.base import Claim, Recipe, claim_arms
+from sutskever.recipes.base import Claim, Recipe, claim_arms, claim_runnable
 from sutskever.train import RunSpec, train
 from sutskever.train.checkpoint import atomic_write_json, find_checkpoint
 from sutskever.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE
@@ -34,7 +34,7 @@ class ClaimResult:
     paper: str
     ours: str
     criterion: str
-    holds: bool
+    holds: bool | None  # None: not run (the claim needs a setting this scale does not have)
     setting: str
     seeds: int
     bars: list[dict]  # for the plot: label, paper, mean, std
@@ -76,14 +76,25 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
 def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.device,
               console: Console) -> list[ClaimResult]:
     summaries: dict[str, list[dict]] = {}
-    for arm in claim_arms(recipe):
+    for arm in claim_arms(recipe, scale):
         summaries[arm] = [ensure_run(recipe, scale, arm, seed, out, device, console)
                           for seed in range(seeds_for(recipe, arm, seeds))]
-    results = [check_claim(c, summaries) for c in recipe.claims]
+    results = [check_claim(c, summaries) if claim_runnable(recipe, c, scale) else not_run(c)
+               for c in recipe.claims]
     atomic_write_json(out / recipe.name / f"reproduce-{scale}.json",
                       {"recipe": recipe.name, "scale": scale, "seeds": seeds,
                        "claims": [asdict(r) for r in results]})
     return results
+
+
+def not_run(claim: Claim) -> ClaimResult:
+    needs = ", ".join(f"{k}={v}" for k, v in (claim.requires or {}).items())
+    return ClaimResult(claim.id, claim.text, claim.kind, _paper(claim.paper), "not run",
+                       f"needs {needs}", None, claim.setting, 0, [])
+
+
+def _paper(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _values(summaries: list[dict], metric: str) -> list[float]:
@@ -124,10 +135,15 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
                     {"label": label, "paper": claim.paper_reference, "mean": ref_mean,
                      "std": _stats(ref)[1]}]
         else:
-            assert claim.threshold is not None, f"claim {claim.id} needs a threshold"
-            threshold = claim.threshold
-            criterion = f"{'≥' if claim.higher_is_better else '≤'} {threshold:g}"
-            paper, ours_text = f"{claim.paper:g}", _fmt(ours)
+            if claim.threshold is not None:
+                threshold = claim.threshold
+                criterion = f"{'≥' if claim.higher_is_better else '≤'} {threshold:g}"
+            else:
+                assert claim.paper is not None, f"claim {claim.id} needs a threshold"
+                threshold = claim.factor * claim.paper
+                criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
+                             f"paper = {threshold:.4g}")
+            paper, ours_text = _paper(claim.paper), _fmt(ours)
             bars = [{"label": claim.metric, "paper": claim.paper, "mean": mean, "std": std}]
         holds = sign * (mean - threshold) >= 0
         return ClaimResult(claim.id, claim.text, claim.kind, paper, ours_text, criterion, holds,
@@ -141,7 +157,8 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
     spread = f" ± {diff_std:.2g}" if len(diffs) > 1 else ""
     return ClaimResult(
         claim.id, claim.text, claim.kind,
-        paper=f"{claim.paper:g} vs {claim.paper_baseline:g}",
+        paper=(f"{_paper(claim.paper)} vs {_paper(claim.paper_baseline)}"
+               if claim.paper is not None else "-"),
         ours=f"{_fmt(ours)} vs {_fmt(base)} (Δ {diff_mean:+.3g}{spread})",
         criterion=f"Δ > {claim.margin:g} over {len(diffs)} seed(s)",
         holds=holds, setting=claim.setting, seeds=len(diffs),
@@ -159,5 +176,6 @@ def load_claim_status(out: Path, recipe: Recipe) -> dict[str, Any]:
         except (OSError, json.JSONDecodeError):
             continue
         claims = data.get("claims", [])
-        status[data.get("scale", "?")] = (sum(c["holds"] for c in claims), len(claims))
+        status[data.get("scale", "?")] = (sum(bool(c["holds"]) for c in claims),
+                                          sum(c["holds"] is not None for c in claims))
     return status
