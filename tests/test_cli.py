@@ -77,3 +77,28 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
                            "--set", "nope=1"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_language_model_sample_and_ensemble(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    for seed in (0, 1):
+        assert main(["run", "rnn-regularization", "--preset", "smoke", "--seed", str(seed),
+                     "--device", "cpu", "--out", str(tmp_path / f"s{seed}")]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "s0"), "--prompt", "the man", "--words", "12",
+                 "--seed", "3", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("the man") and len(text.split()) >= 8
+    assert main(["sample", str(tmp_path / "s0"), "--temperature", "0"]) == 2
+    members = []
+    for seed in (0, 1):
+        members.append(json.loads((tmp_path / f"s{seed}" / "summary.json").read_text()))
+    assert main(["eval", str(tmp_path / "s0"), str(tmp_path / "s1"), "--split", "valid",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    ensemble = float(out.split("valid_ppl")[1].split()[1])
+    # averaging probabilities never does worse than the members' geometric-mean perplexity
+    # (Jensen); usually it beats the best member
+    geo = (members[0]["metrics"]["valid_ppl"] * members[1]["metrics"]["valid_ppl"]) ** 0.5
+    assert ensemble <= geo * (1 + 1e-6)
+    assert main(["eval", str(tmp_path / "s0"), "--split", "nope"]) == 2

@@ -92,30 +92,59 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, Any, di
     return recipe, apply_overrides(cfg, overrides), record
 
 
-def cmd_eval(args: argparse.Namespace) -> None:
+def _load_model(run_dir: Path, overrides: Sequence[str], device: Any) -> tuple[Any, Any, dict,
+                                                                                  Any]:
+    """(recipe, config, config.json record, model with the checkpoint's weights)."""
     import torch
 
-    from sutskever.train import evaluate_run
-    from sutskever.train.checkpoint import atomic_write_json, find_checkpoint, load_weights
+    from sutskever.train.checkpoint import find_checkpoint, load_weights
     from sutskever.train.trainer import CHECKPOINT_DIR
 
-    run_dir = Path(args.run_dir)
-    recipe, cfg, record = load_run(run_dir, args.set)
+    recipe, cfg, record = load_run(run_dir, overrides)
     checkpoint = find_checkpoint(run_dir / CHECKPOINT_DIR)
     if checkpoint is None:
-        raise UserError(f"{run_dir} has no checkpoint to evaluate; train it first "
+        raise UserError(f"{run_dir} has no checkpoint; train it first "
                         f"(sutskever run ... --out {run_dir})")
-    device = _device(args.device)
     torch.manual_seed(record.get("seed", 0))
     model = recipe.build_model(cfg)
     load_weights(checkpoint, model)
-    model.to(device)
+    return recipe, cfg, record, model.to(device)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from sutskever.train import evaluate_run
+    from sutskever.train.checkpoint import atomic_write_json
+
+    device = _device(args.device)
+    loaded = [_load_model(Path(d), args.set, device) for d in args.run_dirs]
+    recipe, cfg, record, model = loaded[0]
     data = recipe.build_data(cfg, record.get("seed", 0))
     if args.split not in data.splits:
         raise UserError(f"unknown split {args.split!r}; choose one of: {', '.join(data.splits)}")
-    result = evaluate_run(recipe, model, cfg, data, run_dir, args.split)
-    atomic_write_json(run_dir / f"eval-{args.split}.json", result)
-    _print_metrics(result["metrics"], title=f"{run_dir} ({args.split})")
+    if len(loaded) == 1:
+        run_dir = Path(args.run_dirs[0])
+        result = evaluate_run(recipe, model, cfg, data, run_dir, args.split)
+        atomic_write_json(run_dir / f"eval-{args.split}.json", result)
+        _print_metrics(result["metrics"], title=f"{run_dir} ({args.split})")
+        return
+    for d, (r, c, _, _) in zip(args.run_dirs[1:], loaded[1:], strict=True):
+        if r is not recipe or c.data != cfg.data:
+            raise UserError(f"{d} is not a run of the same recipe and data as "
+                            f"{args.run_dirs[0]}; an ensemble needs both")
+    metrics = recipe.evaluate_ensemble([m for *_, m in loaded], cfg, data, args.split)
+    _print_metrics(metrics, title=f"ensemble of {len(loaded)} runs ({args.split})")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    recipe, cfg, record, model = _load_model(Path(args.run_dir), [], _device(args.device))
+    data = recipe.build_data(cfg, record.get("seed", 0))
+    if args.temperature <= 0:
+        raise UserError("--temperature must be positive")
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
+    print(recipe.sample(model, cfg, data, args.prompt, args.words, args.temperature,
+                        generator))
 
 
 # ---- reproduce ---------------------------------------------------------------------------------
@@ -263,13 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("eval", help="reload a run's checkpoint and evaluate it")
-    s.add_argument("run_dir")
+    s = sub.add_parser("eval", help="reload a run's checkpoint and evaluate it (several run "
+                       "directories: their ensemble)")
+    s.add_argument("run_dirs", nargs="+", metavar="run_dir")
     s.add_argument("--split", default="test")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation-time override, e.g. --set eval.beam=1")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="generate text from a trained language model")
+    s.add_argument("run_dir")
+    s.add_argument("--prompt", default="", help="words to start from")
+    s.add_argument("--words", type=int, default=50)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("reproduce", help="run what the claims need; print paper vs ours")
     s.add_argument("recipes", nargs="*")

@@ -163,6 +163,16 @@ class Recipe:
         """
         raise NotImplementedError
 
+    def evaluate_ensemble(self, models: list[nn.Module], cfg: Any, data: RecipeData,
+                          split: str) -> dict[str, float]:
+        """Metrics of the models' ensemble (`sutskever eval RUN_DIR RUN_DIR ...`)."""
+        raise UserError(f"recipe {self.name!r} does not evaluate ensembles")
+
+    def sample(self, model: nn.Module, cfg: Any, data: RecipeData, prompt: str, length: int,
+               temperature: float, generator: torch.Generator) -> str:
+        """Generated text (`sutskever sample RUN_DIR`)."""
+        raise UserError(f"recipe {self.name!r} does not generate text")
+
     def plot(self, run_dir: Any, model: nn.Module, cfg: Any, data: RecipeData) -> list[str]:
         """Optional recipe-specific figures; returns the files written."""
         return []

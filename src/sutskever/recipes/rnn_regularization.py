@@ -163,7 +163,7 @@ class TextStreams(RecipeData):
         d = cfg.data
         corpus = _corpus(d.corpus, d.path)
         train = corpus.train[: d.train_tokens] if d.train_tokens else corpus.train
-        self.vocab_size = len(corpus.vocab)
+        self.vocab = corpus.vocab
         self.bptt = d.bptt
         self.train = batchify(train, cfg.train.batch_size)  # (n_steps, B)
         self.windows = n_windows(self.train, d.bptt)
@@ -235,21 +235,57 @@ class RNNRegularization(Recipe):
         was_training = model.training
         model.eval()
         names = ("train", "valid", "test") if full else ("valid",)
-        metrics = {f"{s}_ppl": perplexity(model, data.splits[s], cfg) for s in names}
+        metrics = {f"{s}_ppl": perplexity([model], data.splits[s], cfg) for s in names}
         if full:
             metrics["overfit_ratio"] = metrics["valid_ppl"] / metrics["train_ppl"]
         model.train(was_training)
         return metrics, []
 
 
-def perplexity(model: nn.Module, tokens: torch.Tensor, cfg: RNNRegularizationConfig) -> float:
-    """exp(mean next-word cross-entropy) over the stream, state carried across windows."""
-    device = next(model.parameters()).device
+    @torch.no_grad()
+    def evaluate_ensemble(self, models: list[nn.Module], cfg: RNNRegularizationConfig,
+                          data: RecipeData, split: str) -> dict[str, float]:
+        """The paper's ensembles (section 4.1): average the members' predicted probabilities."""
+        for m in models:
+            m.eval()
+        return {f"{split}_ppl": perplexity(models, data.splits[split], cfg)}
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, cfg: RNNRegularizationConfig, data: RecipeData,
+               prompt: str, length: int, temperature: float, generator: torch.Generator) -> str:
+        model.eval()
+        vocab = data.vocab
+        device = next(model.parameters()).device
+        words = prompt.lower().split() or [vocab.word(vocab.eos_id)]
+        tokens = vocab.encode(words).to(device)[:, None]  # (T, 1); unknown words -> <unk>
+        logits, state = model(tokens, None)
+        out = []
+        for _ in range(length):
+            probs = torch.softmax(logits[-1, 0] / temperature, dim=-1)  # (V,)
+            token = torch.multinomial(probs, 1, generator=generator)  # (1,)
+            out.append(vocab.word(int(token)))
+            logits, state = model(token[:, None], state)
+        text = " ".join(([] if not prompt else words) + out)
+        return text.replace(" <eos> ", "\n").replace("<eos>", "").strip()
+
+
+def perplexity(models: list[nn.Module], tokens: torch.Tensor,
+               cfg: RNNRegularizationConfig) -> float:
+    """exp(mean next-word cross-entropy) over the stream, state carried across windows.
+
+    Several models: an ensemble, p(w) = mean_k p_k(w), i.e. log p = logsumexp_k log p_k - log K.
+    """
+    device = next(models[0].parameters()).device
     source = batchify(tokens, cfg.data.eval_batch_size).to(device)
-    state, total, count = None, 0.0, 0
+    states: list[Any] = [None] * len(models)
+    total, count = 0.0, 0
     for w in range(n_windows(source, cfg.data.bptt)):
         inputs, targets = bptt_window(source, w * cfg.data.bptt, cfg.data.bptt)
-        logits, state = model(inputs, state)
-        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+        log_probs = []
+        for k, model in enumerate(models):
+            logits, states[k] = model(inputs, states[k])  # (T, B, V)
+            log_probs.append(F.log_softmax(logits.float(), dim=-1))
+        log_p = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(models))
+        total += F.nll_loss(log_p.flatten(0, 1), targets.flatten(), reduction="sum").item()
         count += targets.numel()
     return math.exp(total / max(count, 1))
