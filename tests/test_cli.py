@@ -32,6 +32,8 @@ def test_run_eval_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", str(out), str(out)]) == 0
     assert main(["list"]) == 0
     assert "pointer-networks" in capsys.readouterr().out
+    assert main(["data", "list"]) == 0
+    assert "brown" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -52,6 +52,21 @@ def cmd_list(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+# ---- data --------------------------------------------------------------------------------------
+def cmd_data_list(args: argparse.Namespace) -> None:
+    from sutskever.data.text import datasets
+
+    table = Table(title="data sets")
+    for col in ("name", "description", "present", "location / how to get it"):
+        table.add_column(col, overflow="fold")
+    table.add_row("point-sets", "Pointer Networks tasks: uniform points, exact solver targets",
+                  "generated", "built on first use, cached under $SUTSKEVER_CACHE")
+    for d in datasets():
+        table.add_row(str(d["name"]), str(d["description"]), "yes" if d["present"] else "no",
+                      str(d["location"]))
+    console.print(table)
+
+
 # ---- run ---------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> None:
     from sutskever.train import RunSpec, train
@@ -280,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="recipes, papers, presets, data and claim status")
     s.add_argument("--out", default="runs", help="where reproduce wrote its runs")
     s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("data", help="the data sets: what is present and how to get the rest")
+    data_sub = s.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data_sub.add_parser("list", help="list the data sets").set_defaults(func=cmd_data_list)
 
     s = sub.add_parser("run", help="train one preset of a recipe into a run directory")
     s.add_argument("recipe")
