@@ -1,4 +1,4 @@
-"""The `sutskever` command: list | run | eval | reproduce | report.
+"""The `sutskever` command: list | data | run | eval | sample | reproduce | report | scaling.
 
 Bad input is one line on stderr and exit status 2; Ctrl-C during training saves a checkpoint and
 exits with status 130 (`--resume` continues).
@@ -25,7 +25,7 @@ err_console = Console(stderr=True)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+    def error(self, message: str) -> None:  # one line and exit 2, instead of usage + message
         raise UserError(f"{message}; see `{self.prog} --help`")
 
 
