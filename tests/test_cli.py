@@ -104,3 +104,17 @@ def test_language_model_sample_and_ensemble(tmp_path: Path,
     geo = (members[0]["metrics"]["valid_ppl"] * members[1]["metrics"]["valid_ppl"]) ** 0.5
     assert ensemble <= geo * (1 + 1e-6)
     assert main(["eval", str(tmp_path / "s0"), "--split", "nope"]) == 2
+
+
+def test_reproduce_a_chosen_claim(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "RESULTS.md"
+    assert main(["reproduce", "pointer-networks", "--preset", "smoke", "--seeds", "1",
+                 "--claims", "tsp-5-near-optimal", "--out", str(tmp_path / "runs"),
+                 "--results", str(results), "--device", "cpu"]) == 0
+    assert [p.name for p in (tmp_path / "runs" / "pointer-networks").glob("smoke-*")] == [
+        "smoke-tsp-5-s0"]  # only the run the chosen claim needs
+    text = results.read_text()
+    assert "--claims tsp-5-near-optimal" in text and "not selected (--claims)" in text
+    assert main(["reproduce", "pointer-networks", "--preset", "smoke", "--claims", "nope",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert "has no claim 'nope'" in capsys.readouterr().err

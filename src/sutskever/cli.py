@@ -179,15 +179,18 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     for recipe in chosen:
         console.rule(f"{recipe.name}: {recipe.title} ({recipe.year})")
         start = time.perf_counter()
-        results = reproduce(recipe, args.preset, args.seeds, out, device, err_console)
+        only = args.claims.split(",") if args.claims else None
+        results = reproduce(recipe, args.preset, args.seeds, out, device, err_console, only)
         minutes = (time.perf_counter() - start) / 60
         _print_claims(recipe, results, args.preset)
         plot_claims(out / recipe.name / f"claims-{args.preset}.png",
                     [r.__dict__ for r in results if r.holds is not None])
         command = (f"sutskever reproduce {recipe.name} --preset {args.preset} "
                    f"--seeds {args.seeds}")
+        if args.claims:
+            command += f" --claims {args.claims}"
         section = _results_section(recipe, results, args.preset, args.seeds, command,
-                                   environment(device), out)
+                                   environment(device), out, only)
         if args.results:
             update_results(args.results, recipe.name, section)
         ran = [r for r in results if r.holds is not None]
@@ -208,13 +211,13 @@ def _print_claims(recipe: Any, results: Sequence[Any], scale: str) -> None:
 
 
 def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int, command: str,
-                     env: dict, out: Path) -> str:
+                     env: dict, out: Path, only: Sequence[str] | None) -> str:
     from sutskever.recipes.base import claim_arms
     from sutskever.report.results import markdown_table
-    from sutskever.reproduce import run_dir_for, seeds_for
+    from sutskever.reproduce import chosen_claims, run_dir_for, seeds_for
 
     runs, total_train_s = [], 0.0
-    for arm in claim_arms(recipe, scale):
+    for arm in claim_arms(chosen_claims(recipe, scale, only)):
         summaries = [json.loads((run_dir_for(out, recipe, scale, arm, seed) / "summary.json")
                                 .read_text()) for seed in range(seeds_for(recipe, arm, seeds))]
         metrics = {k: _mean([s["metrics"][k] for s in summaries]) for k in summaries[0]["metrics"]}
@@ -334,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every registered recipe")
     s.add_argument("--preset", default="quick", help="scale: smoke | quick | paper")
     s.add_argument("--seeds", type=int, default=3, help="seeds per effect claim")
+    s.add_argument("--claims", help="comma-separated claim ids to run (default: all)")
     s.add_argument("--out", default="runs")
     s.add_argument("--results", default="RESULTS.md", help="file to write (empty: none)")
     s.add_argument("--device", default="auto")

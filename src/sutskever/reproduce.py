@@ -12,6 +12,7 @@ import math
 import shutil
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 from rich.console import Console
 
 from sutskever.config import to_dict
+from sutskever.errors import UserError
 from sutskever.recipes.base import Claim, Recipe, claim_arms, claim_runnable
 from sutskever.train import RunSpec, train
 from sutskever.train.checkpoint import atomic_write_json, find_checkpoint
@@ -73,13 +75,28 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
     return summary
 
 
+def chosen_claims(recipe: Recipe, scale: str, only: Sequence[str] | None = None) -> list[Claim]:
+    """The claims to run at `scale`: those selected (all by default) whose settings hold."""
+    if only:
+        unknown = sorted(set(only) - {c.id for c in recipe.claims})
+        if unknown:
+            raise UserError(f"recipe {recipe.name!r} has no claim {unknown[0]!r}; its claims: "
+                            f"{', '.join(c.id for c in recipe.claims)}")
+    return [c for c in recipe.claims
+            if (not only or c.id in only) and claim_runnable(recipe, c, scale)]
+
+
 def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.device,
-              console: Console) -> list[ClaimResult]:
+              console: Console, only: Sequence[str] | None = None) -> list[ClaimResult]:
+    """Run what the chosen claims need and check them; the other claims are `not run`."""
+    chosen = chosen_claims(recipe, scale, only)
     summaries: dict[str, list[dict]] = {}
-    for arm in claim_arms(recipe, scale):
+    for arm in claim_arms(chosen):
         summaries[arm] = [ensure_run(recipe, scale, arm, seed, out, device, console)
                           for seed in range(seeds_for(recipe, arm, seeds))]
-    results = [check_claim(c, summaries) if claim_runnable(recipe, c, scale) else not_run(c)
+    results = [check_claim(c, summaries) if c in chosen
+               else not_run(c, None if not claim_runnable(recipe, c, scale)
+                            else "not selected (--claims)")
                for c in recipe.claims]
     atomic_write_json(out / recipe.name / f"reproduce-{scale}.json",
                       {"recipe": recipe.name, "scale": scale, "seeds": seeds,
@@ -87,10 +104,10 @@ def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.d
     return results
 
 
-def not_run(claim: Claim) -> ClaimResult:
+def not_run(claim: Claim, reason: str | None = None) -> ClaimResult:
     needs = ", ".join(f"{k}={v}" for k, v in (claim.requires or {}).items())
     return ClaimResult(claim.id, claim.text, claim.kind, _paper(claim.paper), "not run",
-                       f"needs {needs}", None, claim.setting, 0, [])
+                       reason or f"needs {needs}", None, claim.setting, 0, [])
 
 
 def _paper(value: float | None) -> str:

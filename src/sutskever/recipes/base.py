@@ -7,7 +7,7 @@ through the hooks below. See DESIGN.md ("A recipe").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -220,12 +220,10 @@ def claim_runnable(recipe: Recipe, claim: Claim, scale: str) -> bool:
     return True
 
 
-def claim_arms(recipe: Recipe, scale: str | None = None) -> list[str]:
-    """The distinct arms the recipe's claims need (at `scale`), in order of first use."""
+def claim_arms(claims: Iterable[Claim]) -> list[str]:
+    """The distinct arms the claims need, in order of first use."""
     names: list[str] = []
-    for claim in recipe.claims:
-        if scale is not None and not claim_runnable(recipe, claim, scale):
-            continue
+    for claim in claims:
         for arm in (claim.arm, claim.baseline):
             if arm is not None and arm not in names:
                 names.append(arm)
