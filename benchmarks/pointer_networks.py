@@ -24,26 +24,9 @@ import torch
 from rich.console import Console
 
 from sutskever import recipes
-from sutskever.environment import hardware, pick_device
+from sutskever.environment import hardware, matmul_peak_flops, pick_device
 from sutskever.report.results import update_results
 from sutskever.reproduce import reproduce
-
-
-def measured_peak_flops(device: torch.device, size: int = 2048, reps: int = 10) -> float:
-    """Dense matmul FLOP/s: the best of several timed multiplies."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * size**3 / best
 
 
 def train_flops_per_sample(hidden: int, n: int, out_len: float, slot_dim: int = 3) -> float:
@@ -97,7 +80,7 @@ def main() -> None:
     parser.add_argument("--results", help="also write the numbers to this RESULTS.md")
     args = parser.parse_args()
     device = pick_device(args.device)
-    peak = measured_peak_flops(device)
+    peak = matmul_peak_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     result = throughput(device)
     lines = [
         f"hardware: {hardware(device)}; torch {torch.__version__}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -75,3 +76,25 @@ def environment(device: torch.device | None = None) -> dict[str, str]:
         "device": str(device) if device is not None else "",
         "hardware": hardware(device),
     }
+
+
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32,
+                      size: int = 2048, reps: int = 20) -> float:
+    """The device's measured dense matmul FLOP/s in `dtype` (the best of `reps` multiplies);
+    the denominator of every MFU the project quotes. TF32 is off for a float32 peak."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    best = float("inf")
+    try:
+        for _ in range(reps):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return 2 * size**3 / best
