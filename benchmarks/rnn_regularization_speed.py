@@ -16,6 +16,10 @@ MFU = model FLOP/s / the measured dense float32 matmul FLOP/s of the same device
 Model FLOPs are `flops_per_token` (LSTM gate and decoder matmuls, x3 for training). On CUDA,
 cuDNN may run the LSTM in TF32 (torch.backends.cudnn.allow_tf32, on by default) while the peak
 is measured in strict fp32: the line printed says which.
+
+On a machine shared with other busy processes, run with OMP_WAIT_POLICY=PASSIVE: with the
+default spinning OpenMP workers, a step of `small` on 2 threads measured 2.1 s instead of ~0.12 s
+whenever another process kept the cores busy (both numbers measured on the project's 2 cores).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sutskever.environment import hardware
+from sutskever.environment import hardware, matmul_peak_flops
 from sutskever.models.lstm_lm import (
     LSTMLanguageModel,
     LSTMLMConfig,
@@ -54,22 +58,6 @@ REFERENCE_WORDS_PER_S = {"small": 7.7e3}
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def measured_peak_flops(device: torch.device, size: int = 2048, reps: int = 20) -> float:
-    """Dense float32 matmul FLOP/s (TF32 off): the best of several timed multiplies."""
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        t = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    return 2 * size**3 / best
 
 
 class MultiLayerTwin(nn.Module):
@@ -120,9 +108,10 @@ def make_step(model: nn.Module, cfg: LSTMLMConfig, unroll: int, clip: float,
 
 
 def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, n: int,
-               warmup: int = 3, rounds: int = 3) -> dict[str, list[float]]:
-    """Seconds per step of each closure; rounds interleave them so that a burst of load from
-    other processes hits all of them alike."""
+               warmup: int = 3, rounds: int | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each closure; rounds (default: two steps each) interleave them so
+    that a burst of load from other processes hits all of them alike."""
+    rounds = rounds or max(1, n // 2)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for step in steps.values():
         for _ in range(warmup):
@@ -193,10 +182,11 @@ def main() -> None:
     print(lines[0])
     for device in devices:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        peak = measured_peak_flops(device)
+        peak = matmul_peak_flops(device)
         head = f"device {device}: {hardware(device)}"
         if device.type == "cpu":
-            head += f"; load average {load:.1f} at start (others' processes share the cores)"
+            head += (f"; load average {load:.1f} at start (others' processes share the cores); "
+                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
         else:
             head += f"; cuDNN TF32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}"
         head += f"; measured fp32 matmul peak {peak / 1e9:,.0f} GFLOP/s"

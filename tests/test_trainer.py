@@ -142,3 +142,16 @@ def test_carried_state_survives_stop_and_resume(tmp_path: Path) -> None:
     lost = train(recipe, cfg, tmp_path / "lost", RunSpec("toy", "x", {}, 0), device=CPU,
                  resume=True)
     assert lost["metrics"]["weight"] != whole["metrics"]["weight"]
+
+
+def test_checkpoint_of_tied_weights(tmp_path: Path) -> None:
+    from sutskever.models.lstm_lm import LSTMLanguageModel, LSTMLMConfig
+    from sutskever.train.checkpoint import save_checkpoint
+
+    cfg = LSTMLMConfig(vocab_size=50, hidden=8, tie_weights=True)
+    model = LSTMLanguageModel(cfg)
+    save_checkpoint(tmp_path / "ckpt", model, {"step": 1})
+    other = LSTMLanguageModel(cfg)
+    load_weights(tmp_path / "ckpt", other)
+    assert torch.equal(other.decoder.weight, model.embedding.weight)
+    assert other.decoder.weight is other.embedding.weight  # still tied after loading

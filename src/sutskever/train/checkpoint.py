@@ -72,7 +72,8 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, state: dict)
         directory.name + ".old")
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # clone: tied weights (one tensor under two names) must be stored as separate tensors
+    weights = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(new / MODEL_FILE), metadata={"step": str(state.get("step", 0))})
     torch.save(state, new / STATE_FILE)
     if directory.exists():
