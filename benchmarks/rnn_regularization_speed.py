@@ -185,7 +185,8 @@ def main() -> None:
         peak = matmul_peak_flops(device)
         head = f"device {device}: {hardware(device)}"
         if device.type == "cpu":
-            head += (f"; load average {load:.1f} at start (others' processes share the cores); "
+            shared = " (other processes share the cores)" if load > 1 else ""
+            head += (f"; load average {load:.1f} at start{shared}; "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
         else:
             head += f"; cuDNN TF32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}"
