@@ -94,9 +94,7 @@ def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.d
     for arm in claim_arms(chosen):
         summaries[arm] = [ensure_run(recipe, scale, arm, seed, out, device, console)
                           for seed in range(seeds_for(recipe, arm, seeds))]
-    results = [check_claim(c, summaries) if c in chosen
-               else not_run(c, None if not claim_runnable(recipe, c, scale)
-                            else "not selected (--claims)")
+    results = [check_claim(c, summaries) if c in chosen else not_run(c, _why_not(recipe, c, scale))
                for c in recipe.claims]
     atomic_write_json(out / recipe.name / f"reproduce-{scale}.json",
                       {"recipe": recipe.name, "scale": scale, "seeds": seeds,
@@ -104,10 +102,17 @@ def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.d
     return results
 
 
-def not_run(claim: Claim, reason: str | None = None) -> ClaimResult:
-    needs = ", ".join(f"{k}={v}" for k, v in (claim.requires or {}).items())
+def _why_not(recipe: Recipe, claim: Claim, scale: str) -> str:
+    if claim.scales is not None and scale not in claim.scales:
+        return f"runs at preset {' or '.join(claim.scales)}"
+    if not claim_runnable(recipe, claim, scale):
+        return "needs " + ", ".join(f"{k}={v}" for k, v in (claim.requires or {}).items())
+    return "not selected (--claims)"
+
+
+def not_run(claim: Claim, reason: str) -> ClaimResult:
     return ClaimResult(claim.id, claim.text, claim.kind, _paper(claim.paper), "not run",
-                       reason or f"needs {needs}", None, claim.setting, 0, [])
+                       reason, None, claim.setting, 0, [])
 
 
 def _paper(value: float | None) -> str:

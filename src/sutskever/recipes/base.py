@@ -70,6 +70,8 @@ class Claim:
     higher_is_better: bool = True
     # config values the claim needs (e.g. the paper's corpus); otherwise it is shown as not run
     requires: Mapping[str, Any] | None = None
+    # the scale presets it runs at (None: all); e.g. an ablation too slow for `quick`
+    scales: tuple[str, ...] | None = None
     # value claims
     threshold: float | None = None
     reference: str | None = None
@@ -207,7 +209,9 @@ def _to_device(obj: Any, device: torch.device) -> Any:
 
 
 def claim_runnable(recipe: Recipe, claim: Claim, scale: str) -> bool:
-    """Whether the claim's `requires` holds for its arms at this scale."""
+    """Whether the claim runs at this scale and its `requires` holds there."""
+    if claim.scales is not None and scale not in claim.scales:
+        return False
     if not claim.requires:
         return True
     cfg = recipe.arm_config(scale, claim.arm)
