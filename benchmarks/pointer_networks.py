@@ -25,7 +25,7 @@ from rich.console import Console
 
 from sutskever import recipes
 from sutskever.environment import hardware, matmul_peak_flops, pick_device
-from sutskever.report.results import update_results
+from sutskever.report.results import update_benchmark
 from sutskever.reproduce import reproduce
 
 
@@ -101,10 +101,7 @@ def main() -> None:
                      f"after {minutes:.1f} min (data generation included when not cached)")
         print(lines[-1])
     if args.results:
-        command = "python benchmarks/pointer_networks.py " + " ".join(sys.argv[1:])
-        section = (f"## Benchmark: pointer-networks\n\nCommand: `{command}`\n\n"
-                   + "\n".join(f"- {line}" for line in lines) + "\n")
-        update_results(args.results, "benchmark-pointer-networks", section)
+        update_benchmark(args.results, "pointer-networks", "pointer-networks", lines)
 
 
 if __name__ == "__main__":

@@ -196,12 +196,9 @@ def main() -> None:
         for name in args.configs.split(","):
             lines += benchmark(name, device, peak, args.steps, args.alternatives)
     if args.results:
-        from sutskever.report.results import update_results
+        from sutskever.report.results import update_benchmark
 
-        command = "python benchmarks/rnn_regularization_speed.py " + " ".join(sys.argv[1:])
-        section = (f"## Benchmark: rnn-regularization speed\n\nCommand: `{command}`\n\n"
-                   + "\n".join(f"- {line}" for line in lines) + "\n")
-        update_results(args.results, "benchmark-rnn-regularization", section)
+        update_benchmark(args.results, "rnn-regularization", "rnn-regularization speed", lines)
 
 
 if __name__ == "__main__":

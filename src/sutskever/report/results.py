@@ -41,3 +41,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def update_benchmark(path: str | Path, name: str, title: str, lines: Sequence[str]) -> None:
+    """A benchmark's section of RESULTS.md: the command that ran it and its printed lines."""
+    import sys
+
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    section = (f"## Benchmark: {title}\n\nCommand: `{command}`\n\n"
+               + "\n".join(f"- {line}" for line in lines) + "\n")
+    update_results(path, f"benchmark-{name}", section)
