@@ -48,23 +48,41 @@ def cmd_list(args: argparse.Namespace) -> None:
             ", ".join(f"{h}/{t} hold ({s})" for s, (h, t) in status.items()) or "not reproduced "
             "yet")
         table.add_row(r.name, f"{r.title} ({r.authors.split(',')[0].split()[-1]} et al. "
-                      f"{r.year}, arXiv:{r.arxiv})", ", ".join(r.presets()), r.data_note, claims)
+                      f"{r.year}{_arxiv(r)})", ", ".join(r.presets()), r.data_note, claims)
     console.print(table)
+
+
+def _arxiv(recipe: Any) -> str:
+    return f", arXiv:{recipe.arxiv}" if recipe.arxiv else ""
 
 
 # ---- data --------------------------------------------------------------------------------------
 def cmd_data_list(args: argparse.Namespace) -> None:
     from sutskever.data.text import datasets
+    from sutskever.data.tokens import datasets as token_datasets
 
     table = Table(title="data sets")
     for col in ("name", "description", "present", "location / how to get it"):
         table.add_column(col, overflow="fold")
     table.add_row("point-sets", "Pointer Networks tasks: uniform points, exact solver targets",
                   "generated", "built on first use, cached under $SUTSKEVER_CACHE")
-    for d in datasets():
+    for d in [*datasets(), *token_datasets()]:
         table.add_row(str(d["name"]), str(d["description"]), "yes" if d["present"] else "no",
                       str(d["location"]))
     console.print(table)
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    import json
+
+    from sutskever.data.tokens import prepare
+
+    directory = prepare(args.corpus, args.tokenizer, args.path, log=console.print)
+    meta_file = directory / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {"splits": {}}
+    counts = ", ".join(f"{split} {info['tokens']:,} tokens" for split, info in
+                       meta["splits"].items())
+    console.print(f"{args.corpus}/{args.tokenizer}: {directory} ({counts or 'as given'})")
 
 
 # ---- run ---------------------------------------------------------------------------------------
@@ -153,13 +171,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    recipe, cfg, record, model = _load_model(Path(args.run_dir), [], _device(args.device))
-    data = recipe.build_data(cfg, record.get("seed", 0))
     if args.temperature <= 0:
         raise UserError("--temperature must be positive")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError("--top-k must be at least 1")
+    recipe, cfg, record, model = _load_model(Path(args.run_dir), [], _device(args.device))
+    data = recipe.build_data(cfg, record.get("seed", 0))
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
-    print(recipe.sample(model, cfg, data, args.prompt, args.words, args.temperature,
-                        generator))
+    print(recipe.sample(model, cfg, data, args.prompt, args.length, args.temperature,
+                        generator, top_k=args.top_k))
 
 
 # ---- reproduce ---------------------------------------------------------------------------------
@@ -230,8 +250,8 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
     claims = [(r.text, r.paper, r.ours, r.criterion, status[r.holds], r.setting)
               for r in results]
     return "\n".join([
-        f"## {recipe.name}: {recipe.title} ({recipe.authors}, {recipe.year}, "
-        f"arXiv:{recipe.arxiv})", "",
+        f"## {recipe.name}: {recipe.title} ({recipe.authors}, {recipe.year}{_arxiv(recipe)})",
+        "",
         f"Command: `{command}`  ",
         f"Hardware: {env['hardware']}; torch {env['torch']}; commit {env['commit']}; "
         f"{time.strftime('%Y-%m-%d')}  ",
@@ -302,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("data", help="the data sets: what is present and how to get the rest")
     data_sub = s.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     data_sub.add_parser("list", help="list the data sets").set_defaults(func=cmd_data_list)
+    s = data_sub.add_parser("prepare", help="tokenise a GPT corpus into memory-mapped token "
+                            "files (done on first use otherwise)")
+    s.add_argument("corpus", help="shakespeare | web | brown | tinystories | text | ...")
+    s.add_argument("--tokenizer", default="char", help="char | gpt2")
+    s.add_argument("--path", help="the corpus's files, for corpora that do not ship")
+    s.set_defaults(func=cmd_data_prepare)
 
     s = sub.add_parser("run", help="train one preset of a recipe into a run directory")
     s.add_argument("recipe")
@@ -325,9 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate text from a trained language model")
     s.add_argument("run_dir")
-    s.add_argument("--prompt", default="", help="words to start from")
-    s.add_argument("--words", type=int, default=50)
+    s.add_argument("--prompt", default="", help="text to start from")
+    s.add_argument("--length", "--words", type=int, default=200,
+                   help="tokens (words, characters or BPE tokens) to generate")
     s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, help="sample only from the k likeliest tokens")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_sample)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -140,6 +141,8 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
+    if claim.kind == "power-law":
+        return _check_power_law(claim, summaries)
     ours = _values(summaries[claim.arm], claim.metric)
     mean, std = _stats(ours)
     sign = 1.0 if claim.higher_is_better else -1.0
@@ -187,6 +190,28 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
         bars=[{"label": claim.arm, "paper": claim.paper, "mean": mean, "std": std},
               {"label": claim.baseline or claim.baseline_metric or "", "paper":
                claim.paper_baseline, "mean": base_mean, "std": base_std}])
+
+
+def _check_power_law(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
+    """Least squares of log(metric) on log(x_metric) over the arms (each the mean of its seeds)."""
+    arms = (claim.arm, *claim.trend_arms)
+    x = np.array([statistics.fmean(_values(summaries[a], claim.x_metric)) for a in arms])
+    y = np.array([statistics.fmean(_values(summaries[a], claim.metric)) for a in arms])
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    residual = np.log(y) - (slope * np.log(x) + intercept)
+    r2 = 1.0 - float(residual @ residual) / float(((np.log(y) - np.log(y).mean()) ** 2).sum())
+    exponent = -float(slope)
+    r2_min = claim.threshold if claim.threshold is not None else 0.9
+    holds = exponent > claim.margin and r2 >= r2_min
+    points = ", ".join(f"{a:.3g}: {b:.4g}" for a, b in zip(x, y, strict=True))
+    return ClaimResult(
+        claim.id, claim.text, claim.kind, paper=_paper(claim.paper),
+        ours=f"exponent {exponent:.3f}, R² {r2:.3f} ({claim.x_metric} → {claim.metric}: "
+             f"{points})",
+        criterion=f"exponent > {claim.margin:g} and R² ≥ {r2_min:g} over {len(arms)} runs",
+        holds=bool(holds), setting=claim.setting, seeds=1,
+        bars=[{"label": f"{a:.3g}", "paper": None, "mean": float(b), "std": 0.0}
+              for a, b in zip(x, y, strict=True)])
 
 
 def load_claim_status(out: Path, recipe: Recipe) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def register(cls: type[Recipe]) -> type[Recipe]:
 
 def _load() -> None:
     # Importing a recipe module registers it. One line per paper.
-    from sutskever.recipes import pointer_networks, rnn_regularization  # noqa: F401
+    from sutskever.recipes import gpt, pointer_networks, rnn_regularization  # noqa: F401
 
 
 def get(name: str) -> Recipe:

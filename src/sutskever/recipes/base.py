@@ -29,6 +29,7 @@ class TrainConfig:
     betas: tuple[float, ...] = (0.9, 0.999)
     weight_decay: float = 0.0
     batch_size: int = 128
+    grad_accum: int = 1              # micro-batches of batch_size per optimizer step
     steps: int = 1000                # total optimizer steps ...
     epochs: float = 0.0              # ... unless > 0: train this many epochs (papers' unit)
     # lr schedule: constant | step (papers' decay by epoch) | cosine (with linear warmup)
@@ -45,6 +46,11 @@ class TrainConfig:
     amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False            # torch.compile the model
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -57,13 +63,16 @@ class Claim:
     effect: `arm` beats `baseline` on `metric` (mean over seeds) by more than `margin`. The
             baseline may be another run (`baseline` overrides) or another metric of the same run
             (`baseline_metric`), e.g. accuracy at the training n versus beyond it.
-    `arm` and `baseline` name entries of the recipe's `arms`: config overrides applied on top of
-    the scale preset (`smoke`, `quick`, `paper`).
+    power-law: across the runs `arm` + `trend_arms`, `metric` falls as a power of `x_metric`
+            (e.g. loss against parameters): the log-log fit has slope -exponent with exponent
+            > `margin` and R^2 >= `threshold`. `paper` is the paper's exponent.
+    `arm`, `baseline` and `trend_arms` name entries of the recipe's `arms`: config overrides
+    applied on top of the scale preset (`smoke`, `quick`, `paper`).
     """
 
     id: str
     text: str
-    kind: Literal["value", "effect"]
+    kind: Literal["value", "effect", "power-law"]
     metric: str
     arm: str
     paper: float | None  # None: the paper states the effect without a number
@@ -83,6 +92,9 @@ class Claim:
     baseline_metric: str | None = None
     paper_baseline: float | None = None
     margin: float = 0.0
+    # power-law claims
+    trend_arms: tuple[str, ...] = ()
+    x_metric: str = ""
     setting: str = ""  # how our setting differs from the paper's
 
 
@@ -170,9 +182,14 @@ class Recipe:
         """Metrics of the models' ensemble (`sutskever eval RUN_DIR RUN_DIR ...`)."""
         raise UserError(f"recipe {self.name!r} does not evaluate ensembles")
 
+    def flops_per_sample(self, cfg: Any) -> float | None:
+        """Training FLOPs per sample (or token), for the MFU the trainer reports; None: not
+        counted."""
+        return None
+
     def sample(self, model: nn.Module, cfg: Any, data: RecipeData, prompt: str, length: int,
-               temperature: float, generator: torch.Generator) -> str:
-        """Generated text (`sutskever sample RUN_DIR`)."""
+               temperature: float, generator: torch.Generator, top_k: int | None = None) -> str:
+        """Generated text (`sutskever sample RUN_DIR`); `top_k` keeps the k likeliest tokens."""
         raise UserError(f"recipe {self.name!r} does not generate text")
 
     def plot(self, run_dir: Any, model: nn.Module, cfg: Any, data: RecipeData) -> list[str]:
@@ -228,7 +245,7 @@ def claim_arms(claims: Iterable[Claim]) -> list[str]:
     """The distinct arms the claims need, in order of first use."""
     names: list[str] = []
     for claim in claims:
-        for arm in (claim.arm, claim.baseline):
+        for arm in (claim.arm, claim.baseline, *claim.trend_arms):
             if arm is not None and arm not in names:
                 names.append(arm)
     return names

@@ -261,7 +261,8 @@ class RNNRegularization(Recipe):
 
     @torch.no_grad()
     def sample(self, model: nn.Module, cfg: RNNRegularizationConfig, data: RecipeData,
-               prompt: str, length: int, temperature: float, generator: torch.Generator) -> str:
+               prompt: str, length: int, temperature: float, generator: torch.Generator,
+               top_k: int | None = None) -> str:
         model.eval()
         vocab = data.vocab
         device = next(model.parameters()).device
@@ -270,7 +271,10 @@ class RNNRegularization(Recipe):
         logits, state = model(tokens, None)
         out = []
         for _ in range(length):
-            probs = torch.softmax(logits[-1, 0] / temperature, dim=-1)  # (V,)
+            last = logits[-1, 0] / temperature  # (V,)
+            if top_k is not None and top_k < last.numel():
+                last = last.masked_fill(last < torch.topk(last, top_k).values[-1], -math.inf)
+            probs = torch.softmax(last, dim=-1)
             token = torch.multinomial(probs, 1, generator=generator)  # (1,)
             out.append(vocab.word(int(token)))
             logits, state = model(token[:, None], state)

@@ -22,15 +22,23 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
     betas = (cfg.betas[0], cfg.betas[1])
+    # the fused kernels (one per step instead of several per tensor), where torch has them
+    fused = {"fused": True} if all(p.device.type in _FUSED_DEVICES for p in params) else {}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay,
+                                **fused)
     # AdamW: decoupled weight decay on weight matrices only, not on biases, gains or embeddings'
     # 1-d parameters.
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, **fused)
+
+
+# fused Adam/AdamW: CUDA since torch 2.0, CPU since 2.4
+_FUSED_DEVICES = ("cuda", "cpu") if tuple(map(int, torch.__version__.split(".")[:2])) >= (2, 4) \
+    else ("cuda",)
 
 
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:

@@ -1,9 +1,11 @@
 """The one training loop for every recipe.
 
     for step in range(start, cfg.train.steps):
-        batch = data.batch(step)                 # pure function of (seed, step)
-        loss = recipe.loss(model, batch, cfg)    # the recipe's loss
-        loss.backward(); clip; optimizer.step()  # lr from the schedule, a pure function of step
+        for micro in range(grad_accum):
+            batch = data.batch(step * grad_accum + micro)  # pure function of (seed, index)
+            loss = recipe.loss(model, batch, cfg)          # the recipe's loss
+            (loss / grad_accum).backward()
+        clip; optimizer.step()  # lr from the schedule, a pure function of step
 
 Because batches and the lr are functions of the step, and the checkpoint holds the model,
 optimizer and RNG states, a run stopped (Ctrl-C, `stop_at`) and resumed with `--resume` ends with
@@ -13,6 +15,7 @@ the same weights as an uninterrupted one (exactly, on CPU).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sutskever.config import to_dict
-from sutskever.environment import environment
+from sutskever.environment import environment, matmul_peak_flops
 from sutskever.errors import UserError
 from sutskever.recipes.base import Recipe, RecipeData
 from sutskever.train.checkpoint import (
@@ -94,7 +97,12 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, record)
     optimizer = make_optimizer(tcfg, model)
-    n_steps = total_steps(tcfg, data.steps_per_epoch)
+    accum = tcfg.grad_accum
+    steps_per_epoch = max(1, data.steps_per_epoch // accum)  # optimizer steps
+    n_steps = total_steps(tcfg, steps_per_epoch)
+    flops = recipe.flops_per_sample(cfg)  # for MFU
+    if flops:
+        _peak_flops(device)  # measured once per process, before the clock starts
     step, elapsed, samples, carry = 0, 0.0, 0, None
     if resume:
         assert checkpoint is not None
@@ -136,30 +144,32 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
             while step < n_steps:
                 if stop_at is not None and step >= stop_at:
                     raise KeyboardInterrupt
-                set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, data.steps_per_epoch))
-                batch = data.to(data.batch(step), device)
-                with autocast:
-                    loss, n_samples, carry = recipe.step_loss(step_fn, batch, cfg, carry)
-                if not torch.isfinite(loss):
-                    raise UserError(f"the loss became {loss.item()} at step {step}; lower "
-                                    f"train.lr or set train.clip_norm")
+                set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, steps_per_epoch))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                for micro in range(accum):  # gradient accumulation over micro-batches
+                    batch = data.to(data.batch(step * accum + micro), device)
+                    with autocast:
+                        loss, n_samples, carry = recipe.step_loss(step_fn, batch, cfg, carry)
+                    if not torch.isfinite(loss):
+                        raise UserError(f"the loss became {loss.item()} at step {step}; lower "
+                                        f"train.lr or set train.clip_norm")
+                    (loss / accum).backward()
+                    samples += n_samples
+                    window_loss += loss.item() * n_samples
+                    window_samples += n_samples
                 if tcfg.clip_norm is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
                 optimizer.step()
                 step += 1
-                samples += n_samples
-                window_loss += loss.item() * n_samples
-                window_samples += n_samples
                 if step % tcfg.log_every == 0 or step == n_steps:
                     tick()
                     last_loss = window_loss / max(window_samples, 1)
                     rate = window_samples / max(window_time, 1e-9)
-                    _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
+                    _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
                                        "split": "train", "loss": last_loss,
                                        "lr": optimizer.param_groups[0]["lr"],
-                                       "samples_per_s": rate, "elapsed_s": elapsed})
+                                       "samples_per_s": rate, "elapsed_s": elapsed,
+                                       **_utilisation(flops, rate, device)})
                     progress.update(0, completed=step, loss=f"{last_loss:.4f}",
                                     rate=f"{rate:,.0f}")
                     window_loss, window_samples, window_time = 0.0, 0, 0.0
@@ -167,7 +177,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                     tick()
                     metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
                     model.train()
-                    _log(metrics_log, {"step": step, "epoch": step / data.steps_per_epoch,
+                    _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
                                        "split": "valid", **metrics})
                     t0 = time.perf_counter()
                 if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
@@ -181,9 +191,9 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
         metrics_log.close()
     save()
     summary = evaluate_run(recipe, model, cfg, data, run_dir, "test")
-    summary.update({"steps": step, "train_time_s": elapsed,
-                    "samples_per_s": samples / max(elapsed, 1e-9),
-                    "final_train_loss": last_loss})
+    rate = samples / max(elapsed, 1e-9)
+    summary.update({"steps": step, "train_time_s": elapsed, "samples_per_s": rate,
+                    "final_train_loss": last_loss, **_utilisation(flops, rate, device)})
     atomic_write_json(run_dir / SUMMARY_FILE, summary)
     return json.loads((run_dir / SUMMARY_FILE).read_text())  # as stored: undefined -> None
 
@@ -230,6 +240,21 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def _log(f: Any, obj: dict) -> None:
     f.write(json.dumps(finite_json(obj), allow_nan=False) + "\n")
     f.flush()
+
+
+@functools.cache
+def _peak_flops(device: torch.device) -> float:
+    return matmul_peak_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+
+def _utilisation(flops_per_sample: float | None, samples_per_s: float,
+                 device: torch.device) -> dict[str, float]:
+    """Model FLOP/s and MFU: their fraction of the device's measured matmul peak (bf16 on CUDA,
+    where training autocasts to it; float32 on CPU)."""
+    if not flops_per_sample:
+        return {}
+    achieved = flops_per_sample * samples_per_s
+    return {"model_flops_per_s": achieved, "mfu": achieved / _peak_flops(device)}
 
 
 def _compile(model: torch.nn.Module) -> Any:
