@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	  $(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch --index-url $(TORCH_CPU_INDEX); \
 	fi
 	$(BIN)/pip install -q -e '.[dev]'
+	# GPT-2's BPE ranks file (whisper/assets/gpt2.tiktoken); the package itself is never imported
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	touch $@
 
 demo: $(VENV)/.installed

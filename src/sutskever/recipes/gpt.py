@@ -253,7 +253,7 @@ class GPTPretraining(Recipe):
                                       / (split_info["bytes"] * math.log(2)))
             if cfg.arch == "gpt":
                 metrics["n_params"] = float(count_params(model))  # non-embedding, exact
-            metrics["flops_per_token"] = self.flops_per_sample(cfg)
+            metrics["flops_per_token"] = float(self.flops_per_sample(cfg))
         model.train(was_training)
         return metrics, []
 
