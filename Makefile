@@ -31,6 +31,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pointer_networks.py
+	$(BIN)/python benchmarks/gpt_speed.py
 
 clean:
 	rm -rf $(VENV) runs

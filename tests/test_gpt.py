@@ -178,3 +178,21 @@ def test_a_vocabulary_too_small_for_the_corpus_is_a_clear_error() -> None:
     recipe = recipes.get("gpt")
     with pytest.raises(UserError, match="vocab_size"):
         recipe.build_model(recipe.configure("smoke", ["model.vocab_size=10"]))
+
+
+def test_tinystories_and_openwebtext_from_a_path(tmp_path: Path) -> None:
+    stories = tmp_path / "tinystories"
+    stories.mkdir()
+    (stories / "TinyStories-train.txt").write_text("Tom had a red ball.\n<|endoftext|>\n" * 20)
+    (stories / "TinyStories-valid.txt").write_text("Sue saw a cat.\n<|endoftext|>\n" * 5)
+    corpus = load_tokens("tinystories", "gpt2", str(stories))
+    text = corpus.tokenizer().decode(corpus.splits["val"][0].tolist())
+    assert text.startswith("Sue saw a cat.")
+    owt = tmp_path / "owt"
+    owt.mkdir()
+    np.arange(1000, dtype=np.uint16).tofile(owt / "train.bin")
+    np.arange(100, dtype=np.uint16).tofile(owt / "val.bin")
+    corpus = load_tokens("openwebtext", "gpt2", str(owt))
+    assert corpus.n_tokens("train") == 1000 and corpus.n_vocab == 50257
+    with pytest.raises(UserError, match="openwebtext train.bin"):
+        load_tokens("openwebtext", "gpt2", str(tmp_path))

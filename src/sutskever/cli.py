@@ -88,16 +88,19 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 # ---- run ---------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> None:
     from sutskever.train import RunSpec, train
+    from sutskever.train.distributed import init_from_env, ranks
 
     recipe = recipes.get(args.recipe)
     cfg = recipe.configure(args.preset, args.set)
     out = Path(args.out) if args.out else Path("runs") / recipe.name / f"{args.preset}-s{args.seed}"
     spec = RunSpec(recipe.name, args.preset, _overrides_dict(args.set), args.seed)
+    device = init_from_env(args.device)  # under torchrun: join the process group (DDP)
     start = time.perf_counter()
-    summary = train(recipe, cfg, out, spec, device=_device(args.device), resume=args.resume,
+    summary = train(recipe, cfg, out, spec, device=device, resume=args.resume,
                     console=err_console)
-    console.print(f"run finished in {time.perf_counter() - start:.0f} s: {out}")
-    _print_metrics(summary["metrics"], title=f"{recipe.name} / {args.preset} (test)")
+    if ranks().main:
+        console.print(f"run finished in {time.perf_counter() - start:.0f} s: {out}")
+        _print_metrics(summary["metrics"], title=f"{recipe.name} / {args.preset} (test)")
 
 
 def _overrides_dict(overrides: Sequence[str]) -> dict[str, str]:
@@ -398,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside training (evaluation, data generation): nothing to save
         err_console.print("interrupted", markup=False)
         return 130
+    finally:
+        from sutskever.train.distributed import shutdown
+
+        shutdown()
     return 0
 
 

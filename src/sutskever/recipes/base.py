@@ -211,18 +211,36 @@ class RecipeData:
     def to(self, batch: Any, device: torch.device) -> Any:
         return _to_device(batch, device)
 
+    def shard(self, batch: Any, rank: int, world: int) -> Any:
+        """This rank's part of a global batch under data parallelism: a contiguous 1/world of
+        every tensor's batch dimension (dim 0; recipes with another layout override)."""
+        return _map_tensors(batch, lambda t: split_dim(t, 0, rank, world))
 
-def _to_device(obj: Any, device: torch.device) -> Any:
+
+def split_dim(t: torch.Tensor, dim: int, rank: int, world: int) -> torch.Tensor:
+    if t.dim() <= dim:
+        return t
+    if t.shape[dim] % world:
+        raise UserError(f"a batch of {t.shape[dim]} does not split evenly over {world} "
+                        f"processes; make train.batch_size a multiple of {world}")
+    return t.chunk(world, dim)[rank]
+
+
+def _map_tensors(obj: Any, fn: Any) -> Any:
     if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
+        return fn(obj)
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_to_device(o, device) for o in obj)
+        return type(obj)(_map_tensors(o, fn) for o in obj)
     if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _to_device(getattr(obj, f.name), device)
+        return dataclasses.replace(obj, **{f.name: _map_tensors(getattr(obj, f.name), fn)
                                            for f in dataclasses.fields(obj)})
     return obj
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    return _map_tensors(obj, lambda t: t.to(device, non_blocking=True))
 
 
 def claim_runnable(recipe: Recipe, claim: Claim, scale: str) -> bool:

@@ -28,7 +28,7 @@ from sutskever.data.text import Corpus, batchify, bptt_window, load_word_corpus,
 from sutskever.errors import UserError
 from sutskever.models.lstm_lm import LSTMLanguageModel, LSTMLMConfig, detach_state
 from sutskever.recipes import register
-from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig
+from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig, split_dim
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,10 @@ class TextStreams(RecipeData):
         window = step % self.windows
         inputs, targets = bptt_window(self.train, window * self.bptt, self.bptt)
         return inputs, targets, window == 0
+
+    def shard(self, batch: Any, rank: int, world: int) -> Any:
+        inputs, targets, first = batch  # time-major: the streams are dim 1
+        return split_dim(inputs, 1, rank, world), split_dim(targets, 1, rank, world), first
 
 
 @register

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
 
 from sutskever.config import to_dict
 from sutskever.environment import environment, matmul_peak_flops
@@ -39,6 +41,7 @@ from sutskever.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
+from sutskever.train.distributed import all_sum, barrier, broadcast, ranks
 from sutskever.train.optim import lr_multiplier, make_optimizer, set_lr, total_steps
 
 CONFIG_FILE = "config.json"
@@ -78,8 +81,11 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     """Train `recipe` with `cfg` into `run_dir`; returns the summary (also in summary.json).
 
     `stop_at` stops after that many steps with a checkpoint, as Ctrl-C would (tests use it).
+    Under torchrun (`distributed.init_from_env` called first) every rank calls this; each
+    trains on its shard of the global batch and only rank 0 writes files.
     """
     run_dir = Path(run_dir)
+    rk = ranks()
     console = console or Console(stderr=True)
     tcfg = cfg.train
     record = run_config_record(spec, cfg, device)
@@ -94,8 +100,9 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     torch.manual_seed(spec.seed)
     model = recipe.build_model(cfg).to(device)  # a bad config fails here, before any file
     data = recipe.build_data(cfg, spec.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / CONFIG_FILE, record)
+    if rk.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / CONFIG_FILE, record)
     optimizer = make_optimizer(tcfg, model)
     accum = tcfg.grad_accum
     steps_per_epoch = max(1, data.steps_per_epoch // accum)  # optimizer steps
@@ -114,12 +121,21 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
         samples, carry = int(state.get("samples", 0)), data.to(state.get("carry"), device)
-        _truncate_metrics(run_dir / METRICS_FILE, step)
-    step_fn = _compile(model) if tcfg.compile else model
+        if rk.main:
+            _truncate_metrics(run_dir / METRICS_FILE, step)
+    ddp = None
+    if rk.world > 1:
+        ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                      else None)  # broadcasts rank 0's weights
+        # each rank its own dropout masks (a function of seed, rank and the step resumed from)
+        torch.manual_seed(hash((spec.seed, rk.rank, step)) % 2**63)
+    step_fn = _compile(ddp or model) if tcfg.compile else (ddp or model)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if tcfg.amp and device.type == "cuda" else contextlib.nullcontext())
 
     def save() -> None:
+        if not rk.main:
+            return
         state = {"optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(),
                  "elapsed": elapsed, "samples": samples, "carry": carry}
         if device.type == "cuda":
@@ -127,8 +143,9 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
         save_checkpoint(run_dir / CHECKPOINT_DIR, model, state)
 
     # a fresh run starts a fresh log (a crash before the first checkpoint may have left one)
-    metrics_log = open(run_dir / METRICS_FILE, "a" if resume else "w")  # noqa: SIM115
-    progress = _progress(console, f"{spec.recipe}/{spec.preset}", n_steps, step)
+    metrics_log = (open(run_dir / METRICS_FILE, "a" if resume else "w")  # noqa: SIM115
+                   if rk.main else open(os.devnull, "w"))  # noqa: SIM115
+    progress = _progress(console, f"{spec.recipe}/{spec.preset}", n_steps, step, rk.main)
     # Training time excludes evaluation and checkpointing: `tick` books the time since `t0`.
     window_loss, window_samples, window_time = 0.0, 0, 0.0
     last_loss, t0 = float("nan"), time.perf_counter()
@@ -147,14 +164,21 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                 set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, steps_per_epoch))
                 optimizer.zero_grad(set_to_none=True)
                 for micro in range(accum):  # gradient accumulation over micro-batches
-                    batch = data.to(data.batch(step * accum + micro), device)
-                    with autocast:
-                        loss, n_samples, carry = recipe.step_loss(step_fn, batch, cfg, carry)
-                    if not torch.isfinite(loss):
-                        raise UserError(f"the loss became {loss.item()} at step {step}; lower "
-                                        f"train.lr or set train.clip_norm")
-                    (loss / accum).backward()
-                    samples += n_samples
+                    batch = data.batch(step * accum + micro)
+                    if rk.world > 1:
+                        batch = data.shard(batch, rk.rank, rk.world)
+                    batch = data.to(batch, device)
+                    # under DDP, average the gradients across ranks only on the last micro-batch
+                    sync = (ddp.no_sync() if ddp is not None and micro < accum - 1
+                            else contextlib.nullcontext())
+                    with sync:
+                        with autocast:
+                            loss, n_samples, carry = recipe.step_loss(step_fn, batch, cfg, carry)
+                        if not torch.isfinite(loss):
+                            raise UserError(f"the loss became {loss.item()} at step {step}; "
+                                            f"lower train.lr or set train.clip_norm")
+                        (loss / accum).backward()
+                    samples += n_samples * rk.world
                     window_loss += loss.item() * n_samples
                     window_samples += n_samples
                 if tcfg.clip_norm is not None:
@@ -163,22 +187,25 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                 step += 1
                 if step % tcfg.log_every == 0 or step == n_steps:
                     tick()
+                    window_loss, window_samples = all_sum([window_loss, window_samples], device)
                     last_loss = window_loss / max(window_samples, 1)
                     rate = window_samples / max(window_time, 1e-9)
                     _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
                                        "split": "train", "loss": last_loss,
                                        "lr": optimizer.param_groups[0]["lr"],
                                        "samples_per_s": rate, "elapsed_s": elapsed,
-                                       **_utilisation(flops, rate, device)})
+                                       **_utilisation(flops, rate / rk.world, device)})
                     progress.update(0, completed=step, loss=f"{last_loss:.4f}",
                                     rate=f"{rate:,.0f}")
                     window_loss, window_samples, window_time = 0.0, 0, 0.0
                 if tcfg.eval_every and step % tcfg.eval_every == 0 and step < n_steps:
                     tick()
-                    metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
-                    model.train()
-                    _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
-                                       "split": "valid", **metrics})
+                    if rk.main:
+                        metrics, _ = recipe.evaluate(model, cfg, data, "valid", full=False)
+                        model.train()
+                        _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
+                                           "split": "valid", **metrics})
+                    barrier()
                     t0 = time.perf_counter()
                 if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
                     tick()
@@ -190,12 +217,16 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     finally:
         metrics_log.close()
     save()
-    summary = evaluate_run(recipe, model, cfg, data, run_dir, "test")
-    rate = samples / max(elapsed, 1e-9)
-    summary.update({"steps": step, "train_time_s": elapsed, "samples_per_s": rate,
-                    "final_train_loss": last_loss, **_utilisation(flops, rate, device)})
-    atomic_write_json(run_dir / SUMMARY_FILE, summary)
-    return json.loads((run_dir / SUMMARY_FILE).read_text())  # as stored: undefined -> None
+    summary = None
+    if rk.main:
+        summary = evaluate_run(recipe, model, cfg, data, run_dir, "test")
+        rate = samples / max(elapsed, 1e-9)
+        summary.update({"steps": step, "train_time_s": elapsed, "samples_per_s": rate,
+                        "final_train_loss": last_loss, "processes": rk.world,
+                        **_utilisation(flops, rate / rk.world, device)})  # MFU per device
+        atomic_write_json(run_dir / SUMMARY_FILE, summary)
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())  # as stored: NaN -> None
+    return broadcast(summary)  # type: ignore[return-value]
 
 
 def evaluate_run(recipe: Recipe, model: torch.nn.Module, cfg: Any, data: RecipeData,
@@ -261,12 +292,13 @@ def _compile(model: torch.nn.Module) -> Any:
     return torch.compile(model)
 
 
-def _progress(console: Console, name: str, total: int, completed: int) -> Progress:
+def _progress(console: Console, name: str, total: int, completed: int,
+              show: bool = True) -> Progress:
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"),
         TimeRemainingColumn(), console=console, transient=True,
-        disable=not console.is_terminal,
+        disable=not (show and console.is_terminal),
     )
     progress.add_task(name, total=total, completed=completed, loss="-", rate="-")
     return progress
