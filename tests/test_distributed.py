@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 def _run(tmp_path: Path, out: str, *args: str, nproc: int = 1) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-                 "--master-port=0", "-m", "sutskever"] if nproc > 1
+                 "--standalone", "-m", "sutskever"] if nproc > 1
                 else [sys.executable, "-m", "sutskever"])
     return subprocess.run([*launcher, "run", *args, "--device", "cpu", "--out",
                            str(tmp_path / out)], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=120)
 
 
 @pytest.mark.parametrize("recipe", ["gpt", "rnn-regularization"])

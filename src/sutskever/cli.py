@@ -239,16 +239,19 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
     from sutskever.report.results import markdown_table
     from sutskever.reproduce import chosen_claims, run_dir_for, seeds_for
 
-    runs, total_train_s = [], 0.0
+    runs, total_train_s, undefined = [], 0.0, False
     for arm in claim_arms(chosen_claims(recipe, scale, only)):
         summaries = [json.loads((run_dir_for(out, recipe, scale, arm, seed) / "summary.json")
                                 .read_text()) for seed in range(seeds_for(recipe, arm, seeds))]
         metrics = {k: _mean([s["metrics"][k] for s in summaries]) for k in summaries[0]["metrics"]}
         train_s = [s["train_time_s"] for s in summaries]
         rate = _mean([s["samples_per_s"] for s in summaries])
+        mfu = _mean([s.get("mfu") for s in summaries])
         total_train_s += sum(train_s)
+        undefined = undefined or None in metrics.values()
         runs.append((arm, len(summaries), summaries[0]["steps"], f"{_mean(train_s):.0f}",
-                     f"{rate:,.0f}", ", ".join(f"{k} {_num(v)}" for k, v in metrics.items())))
+                     f"{rate:,.0f}", "-" if mfu is None else f"{100 * mfu:.0f}%",
+                     ", ".join(f"{k} {_num(v)}" for k, v in metrics.items())))
     status = {True: "reproduced", False: "**not reproduced**", None: "not run"}
     claims = [(r.text, r.paper, r.ours, r.criterion, status[r.holds], r.setting)
               for r in results]
@@ -262,9 +265,11 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
         f"Preset `{scale}`: {recipe.scale_notes.get(scale, 'see the recipe module')}.", "",
         markdown_table(["claim", "paper", "ours", "criterion", "status", "setting differs"],
                        claims), "",
-        "Runs (metrics on the test sets, mean over seeds; FAIL: undefined, as the paper's area "
-        "coverage when more than 1% of outputs are not simple polygons):", "",
-        markdown_table(["arm", "seeds", "steps", "train s", "samples/s", "metrics"], runs),
+        "Runs (final evaluation, mean over seeds; MFU: model FLOP/s over the device's measured "
+        "matmul peak" + ("; FAIL: undefined, as the paper's area coverage when more than 1% of "
+                         "outputs are not simple polygons" if undefined else "") + "):", "",
+        markdown_table(["arm", "seeds", "steps", "train s", "samples/s", "MFU", "metrics"],
+                       runs),
     ]) + "\n"
 
 
