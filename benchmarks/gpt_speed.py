@@ -78,13 +78,13 @@ def main() -> None:
     parser.add_argument("--preset", default="nanogpt-cpu")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, in turn")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout to time beside ours")
     parser.add_argument("--results", help="also write the numbers to this RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     device = pick_device(args.device)
     peak = matmul_peak_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     load = os.getloadavg()[0]
@@ -93,20 +93,33 @@ def main() -> None:
              f"({'bf16' if device.type == 'cuda' else 'fp32'}); load average {load:.1f} at "
              f"start"]
     print(lines[-1], flush=True)
-    result = ours(args.preset, args.set, args.steps, device)
+    # ours and nanoGPT in turn, `--repeat` times: the machine's speed drifts, pairs cancel it
+    mine, theirs = [], []
+    for _ in range(args.repeat):
+        result = ours(args.preset, args.set, args.steps, device)
+        mine.append(result["tokens_per_s"])
+        if args.nanogpt:
+            theirs.append(nanogpt(args.nanogpt.expanduser(), args.steps))
     m = result["cfg"].model
+    rate = statistics.median(mine)
     shape = (f"{m.n_layer} layers x {m.d_model}, {m.n_head} heads, context {m.context}, "
              f"batch {result['cfg'].train.batch_size}, vocab {m.vocab_size}")
-    flops = result["tokens_per_s"] * result["flops_per_token"]
-    lines.append(f"ours, preset {args.preset} ({shape}): {result['tokens_per_s']:,.0f} tokens/s "
-                 f"= {flops / 1e9:.1f} GFLOP/s = MFU {100 * flops / peak:.1f}% (median of "
-                 f"10-step windows over {args.steps} steps)")
+    flops = rate * result["flops_per_token"]
+    lines.append(f"ours, preset {args.preset} ({shape}): {rate:,.0f} tokens/s = "
+                 f"{flops / 1e9:.1f} GFLOP/s = MFU {100 * flops / peak:.1f}% (median of "
+                 f"10-step windows over {args.steps} steps; median of {args.repeat} runs: "
+                 f"{', '.join(f'{r:,.0f}' for r in mine)})")
     print(lines[-1], flush=True)
     if args.nanogpt:
-        rate = nanogpt(args.nanogpt.expanduser(), args.steps)
-        lines.append(f"nanoGPT train.py, its CPU recipe (same shapes, vocab 65-ish: the "
-                     f"corpus's characters): {rate:,.0f} tokens/s (median iteration time); "
-                     f"ours / nanoGPT = {result['tokens_per_s'] / rate:.2f}x")
+        from sutskever.data.tokens import load_tokens
+
+        vocab = load_tokens("shakespeare", "char").n_vocab
+        ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+        lines.append(f"nanoGPT train.py, its CPU recipe (same shapes; vocab {vocab}, the "
+                     f"corpus's characters): {statistics.median(theirs):,.0f} tokens/s (median "
+                     f"iteration time; runs: {', '.join(f'{r:,.0f}' for r in theirs)}); "
+                     f"ours / nanoGPT per pair: {', '.join(f'{r:.2f}' for r in ratios)}, "
+                     f"median {statistics.median(ratios):.2f}x")
         print(lines[-1], flush=True)
     if args.results:
         from sutskever.report.results import update_benchmark

@@ -196,3 +196,21 @@ def test_tinystories_and_openwebtext_from_a_path(tmp_path: Path) -> None:
     assert corpus.n_tokens("train") == 1000 and corpus.n_vocab == 50257
     with pytest.raises(UserError, match="openwebtext train.bin"):
         load_tokens("openwebtext", "gpt2", str(tmp_path))
+
+
+def test_sample_command_is_reproducible_and_keeps_the_prompt(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sutskever.cli import main
+
+    assert main(["run", "gpt", "--preset", "smoke", "--device", "cpu", "--out",
+                 str(tmp_path / "run")]) == 0
+    outputs = []
+    for seed in ("1", "1", "2"):
+        capsys.readouterr()
+        assert main(["sample", str(tmp_path / "run"), "--prompt", "ROMEO.", "--length", "40",
+                     "--top-k", "5", "--temperature", "0.8", "--seed", seed,
+                     "--device", "cpu"]) == 0
+        outputs.append(capsys.readouterr().out[:-1])  # print adds one newline
+    assert outputs[0] == outputs[1] != outputs[2]
+    assert outputs[0].startswith("ROMEO.") and len(outputs[0]) == len("ROMEO.") + 40
+    assert main(["sample", str(tmp_path / "run"), "--top-k", "0"]) == 2
