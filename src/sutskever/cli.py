@@ -185,6 +185,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
                         generator, top_k=args.top_k))
 
 
+def cmd_translate(args: argparse.Namespace) -> None:
+    device = _device(args.device)
+    loaded = [_load_model(Path(d), [], device) for d in args.run_dirs]
+    recipe, cfg, record, _ = loaded[0]
+    if not hasattr(recipe, "translate"):
+        raise UserError(f"{args.run_dirs[0]} is a {recipe.name} run; translate needs a seq2seq "
+                        f"run")
+    if any(r is not recipe or c.data != cfg.data for r, c, _, _ in loaded[1:]):
+        raise UserError("an ensemble needs runs of the same recipe and data")
+    if args.beam < 1:
+        raise UserError("--beam must be at least 1")
+    data = recipe.build_data(cfg, record.get("seed", 0))
+    print(recipe.translate([m for *_, m in loaded], cfg, data, [args.sentence], args.beam)[0])
+
+
 # ---- reproduce ---------------------------------------------------------------------------------
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from sutskever.environment import environment
@@ -367,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("translate", help="translate sentences with seq2seq runs (several run "
+                       "directories: their ensemble)")
+    s.add_argument("run_dirs", nargs="+", metavar="run_dir")
+    s.add_argument("sentence", help="the source sentence")
+    s.add_argument("--beam", type=int, default=12)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_translate)
 
     s = sub.add_parser("reproduce", help="run what the claims need; print paper vs ours")
     s.add_argument("recipes", nargs="*")

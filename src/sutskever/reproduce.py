@@ -129,6 +129,8 @@ def _values(summaries: list[dict], metric: str) -> list[float]:
 
 
 def _fmt(values: list[float]) -> str:
+    if any(math.isnan(v) for v in values):
+        return "undefined"
     mean = statistics.fmean(values)
     if len(values) == 1:
         return f"{mean:.4g}" if abs(mean) < 10 else f"{mean:.1f}"
@@ -137,6 +139,9 @@ def _fmt(values: list[float]) -> str:
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
+    """Mean and spread; NaN when a value is undefined (a claim on it then does not hold)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 

@@ -1,4 +1,4 @@
-"""Greedy and batched beam search for pointer-style decoders.
+"""Greedy and batched beam search for pointer-style and token decoders.
 
 Inference for "Pointer Networks" (Vinyals, Fortunato, Jaitly, 2015, arXiv:1506.03134), Section 3:
 outputs are decoded with a beam search. For the TSP (Section 4.4) the paper restricts the beam to
@@ -121,53 +121,81 @@ def beam_search(
     max_len: int,
     constraint: str = "none",
 ) -> list[list[int]]:
-    """Beam search on the sum of log-probs, batched as B*beam_size rows (one `step` per time step).
-
-    A hypothesis that emits END is finished: it keeps its score and its beam slot but no longer
-    grows. As scores only decrease, once the best beam of an example is finished no live one can
-    overtake it and that example is done. Returns the best finished hypothesis per example, or
-    the best live one if none finished within the step budget.
-    """
+    """Beam search over slots (see `beam_core`); returns point indices per example."""
     _check(constraint)
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     B, n = points.shape[:2]
-    K, V = beam_size, n + 1
-    dev = points.device
     steps = n + 1 if constraint == "permutation" else max_len
     with _eval_mode(model):
-        state = _select(model.encode(points), torch.arange(B, device=dev).repeat_interleave(K))
-        # only beam 0 is live at first, so the K copies don't produce K identical hypotheses
-        scores = torch.full((B, K), NEG_INF, device=dev)
-        scores[:, 0] = 0.0
-        prev = torch.full((B * K,), END, dtype=torch.long, device=dev)  # START
-        visited = torch.zeros(B * K, V, dtype=torch.bool, device=dev)
-        finished = torch.zeros(B * K, dtype=torch.bool, device=dev)
-        tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)
-        # a finished row can only "emit" END again at zero cost, which keeps its score unchanged
-        stay = torch.full((V,), NEG_INF, device=dev)
-        stay[END] = 0.0
-        for _ in range(steps):
-            log_probs, state = model.step(state, prev)  # (B*K, V)
-            log_probs = _mask(log_probs, visited, constraint)
-            log_probs = torch.where(finished[:, None], stay, log_probs)
-            # score(y_1..y_t) = score(y_1..y_{t-1}) + log p(y_t | y_<t, P)
-            cand = scores[:, :, None] + log_probs.view(B, K, V)  # (B, K, V); -inf stays -inf
-            # topk is sorted, so finite candidates always win over -inf (dead) ones
-            scores, flat = cand.view(B, K * V).topk(K, dim=-1)  # (B, K)
-            beam, tok = flat // V, flat % V  # (B, K) each
-            rows = (torch.arange(B, device=dev)[:, None] * K + beam).view(-1)  # (B*K,)
-            prev = tok.view(-1)
-            state = _select(state, rows)
-            tokens = torch.cat([tokens[rows], prev[:, None]], dim=1)  # (B*K, t)
-            finished = finished[rows] | (prev == END)
-            visited = visited[rows]
-            visited[torch.arange(B * K, device=dev), prev] = True
-            if bool(finished.view(B, K)[:, 0].all()):
-                break
-        # best finished hypothesis (with a finite score) per example, else the best live one
-        ok = finished.view(B, K) & torch.isfinite(scores)
-        masked = scores.masked_fill(~ok, NEG_INF)
-        best = torch.where(ok.any(-1), masked.argmax(-1), scores.argmax(-1))  # (B,)
-        chosen = tokens.view(B, K, tokens.shape[1])[torch.arange(B, device=dev), best]  # (B, t)
+        chosen = beam_core(model.step, model.encode(points), B, beam_size, steps, start=END,
+                           end=END, constraint=constraint)
     return [_to_points(s) for s in chosen.tolist()]
+
+
+def beam_search_tokens(model: Any, src: Tensor, src_len: Tensor, beam_size: int, max_len: int,
+                       bos: int, eos: int) -> list[list[int]]:
+    """Beam search for a token decoder (`encode(src, src_len)`, `step(state, prev)`): the best
+    hypothesis per example, <eos> and after stripped. Beam 1 is greedy decoding."""
+    with _eval_mode(model):
+        chosen = beam_core(model.step, model.encode(src, src_len), src.shape[0], beam_size,
+                           max_len, start=bos, end=eos)
+    out = []
+    for seq in chosen.tolist():
+        out.append(seq[: seq.index(eos)] if eos in seq else seq)
+    return out
+
+
+def beam_core(step: Any, state: Any, B: int, beam_size: int, steps: int, start: int, end: int,
+              constraint: str = "none") -> Tensor:
+    """Beam search on the sum of log-probs, batched as B*beam_size rows (one `step` per time
+    step); returns the chosen token sequences (B, t), `end` included when it was reached.
+
+    A hypothesis that emits `end` is finished: it keeps its score and its beam slot but no longer
+    grows. As scores only decrease, once the best beam of an example is finished no live one can
+    overtake it and that example is done. The result is the best finished hypothesis per
+    example, or the best live one if none finished within `steps`.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    K = beam_size
+    state = _select(state, torch.arange(B).repeat_interleave(K).to(_device(state)))
+    dev = _device(state)
+    # only beam 0 is live at first, so the K copies don't produce K identical hypotheses
+    scores = torch.full((B, K), NEG_INF, device=dev)
+    scores[:, 0] = 0.0
+    prev = torch.full((B * K,), start, dtype=torch.long, device=dev)
+    finished = torch.zeros(B * K, dtype=torch.bool, device=dev)
+    tokens = torch.zeros(B * K, 0, dtype=torch.long, device=dev)
+    visited = stay = None
+    for _ in range(steps):
+        log_probs, state = step(state, prev)  # (B*K, V)
+        V = log_probs.shape[-1]
+        if stay is None:
+            # a finished row can only "emit" `end` again at zero cost: its score stays
+            stay = torch.full((V,), NEG_INF, device=dev)
+            stay[end] = 0.0
+            visited = torch.zeros(B * K, V, dtype=torch.bool, device=dev)
+        log_probs = torch.where(finished[:, None], stay, _mask(log_probs, visited, constraint))
+        # score(y_1..y_t) = score(y_1..y_{t-1}) + log p(y_t | y_<t, x)
+        cand = scores[:, :, None] + log_probs.view(B, K, V)  # (B, K, V); -inf stays -inf
+        # topk is sorted, so finite candidates always win over -inf (dead) ones
+        scores, flat = cand.view(B, K * V).topk(K, dim=-1)  # (B, K)
+        beam, tok = flat // V, flat % V  # (B, K) each
+        rows = (torch.arange(B, device=dev)[:, None] * K + beam).view(-1)  # (B*K,)
+        prev = tok.view(-1)
+        state = _select(state, rows)
+        tokens = torch.cat([tokens[rows], prev[:, None]], dim=1)  # (B*K, t)
+        finished = finished[rows] | (prev == end)
+        visited = visited[rows]
+        visited[torch.arange(B * K, device=dev), prev] = True
+        if bool(finished.view(B, K)[:, 0].all()):
+            break
+    # best finished hypothesis (with a finite score) per example, else the best live one
+    ok = finished.view(B, K) & torch.isfinite(scores)
+    masked = scores.masked_fill(~ok, NEG_INF)
+    best = torch.where(ok.any(-1), masked.argmax(-1), scores.argmax(-1))  # (B,)
+    return tokens.view(B, K, tokens.shape[1])[torch.arange(B, device=dev), best]  # (B, t)
+
+
+def _device(state: Any) -> torch.device:
+    first = next(iter(state.values())) if isinstance(state, dict) else state[0]
+    return first.device

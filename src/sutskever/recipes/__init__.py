@@ -20,7 +20,12 @@ def register(cls: type[Recipe]) -> type[Recipe]:
 
 def _load() -> None:
     # Importing a recipe module registers it. One line per paper.
-    from sutskever.recipes import gpt, pointer_networks, rnn_regularization  # noqa: F401
+    from sutskever.recipes import (  # noqa: F401
+        gpt,
+        pointer_networks,
+        rnn_regularization,
+        seq2seq,
+    )
 
 
 def get(name: str) -> Recipe:
