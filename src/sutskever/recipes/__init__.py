@@ -22,6 +22,7 @@ def _load() -> None:
     # Importing a recipe module registers it. One line per paper.
     from sutskever.recipes import (  # noqa: F401
         gpt,
+        order_matters,
         pointer_networks,
         rnn_regularization,
         seq2seq,
