@@ -121,7 +121,7 @@ def test_batches_are_a_pure_function_of_seed_and_step(train_examples: int) -> No
         va, ta = a.batch(step)
         vb, tb = b.batch(step)
         assert torch.equal(va, vb) and torch.equal(ta, tb)
-        assert va.shape == (32, 4, 1) and torch.equal(ta, sorting_targets(va))
+        assert va.shape == (32, 6, 1) and torch.equal(ta, sorting_targets(va))
     assert not torch.equal(a.batch(0)[0], a.batch(1)[0])
     assert not torch.equal(a.batch(0)[0], SortingData(cfg, seed=1).batch(0)[0])
     if train_examples:  # an epoch of the fixed set shows every set once

@@ -7,7 +7,7 @@ Kudlur, ICLR 2016, arXiv:1511.06391), section 4.2, and the two models of its sor
 - "rpw", Read-Process-Write:
     Read:    a small MLP embeds each element x_i on its own: m_i = MLP(x_i).
     Process: an LSTM without inputs or outputs runs P steps of content attention over the
-             memories (eqs. 3-7):
+             memories:
                  q_t     = LSTM(q*_{t-1})
                  e_{i,t} = <m_i, q_t>
                  a_{i,t} = softmax_i(e_{i,t})

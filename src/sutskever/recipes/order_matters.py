@@ -73,7 +73,7 @@ QUICK = OrderMattersConfig(
 
 # Seconds: for tests.
 SMOKE = OrderMattersConfig(
-    data=SortingDataConfig(n=4, valid_examples=32, test_examples=64),
+    data=SortingDataConfig(n=6, valid_examples=32, test_examples=64),
     model=ReadProcessWriteConfig(hidden=16, arch="rpw", process_steps=2, glimpse=True),
     train=TrainConfig(optimizer="adam", lr=1e-2, batch_size=32, steps=20, clip_norm=2.0,
                       log_every=5, eval_every=10, checkpoint_every=10),
@@ -198,7 +198,10 @@ class OrderMatters(Recipe):
                  "on the paper); greedy decoding under the permutation constraint",
         "quick": "64 units (paper 256); 1500 steps of batch 128 (paper 10k steps); Adam lr 3e-3 "
                  "with warmup and cosine decay; fresh random sets every step; greedy decoding "
-                 "under the permutation constraint; 1000 test sets",
+                 "under the permutation constraint; 1000 test sets. This training reaches higher "
+                 "accuracies than the paper's table (e.g. 94% vs 57% at N=10, P=5), so the "
+                 "claims compare directions, not the paper's values. Measured: 38-70 s per run, "
+                 "12.5 min for `reproduce --seeds 3` on 2 cores",
         "smoke": "a tiny model trained for seconds: for tests, not for results",
     }
 
