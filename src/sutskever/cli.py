@@ -218,7 +218,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         console.rule(f"{recipe.name}: {recipe.title} ({recipe.year})")
         start = time.perf_counter()
         only = args.claims.split(",") if args.claims else None
-        results = reproduce(recipe, args.preset, args.seeds, out, device, err_console, only)
+        results = reproduce(recipe, args.preset, args.seeds, out, device, err_console, only,
+                            args.jobs)
         minutes = (time.perf_counter() - start) / 60
         _print_claims(recipe, results, args.preset)
         plot_claims(out / recipe.name / f"claims-{args.preset}.png",
@@ -250,12 +251,11 @@ def _print_claims(recipe: Any, results: Sequence[Any], scale: str) -> None:
 
 def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int, command: str,
                      env: dict, out: Path, only: Sequence[str] | None) -> str:
-    from sutskever.recipes.base import claim_arms
     from sutskever.report.results import markdown_table
     from sutskever.reproduce import chosen_claims, run_dir_for, seeds_for
 
     runs, total_train_s, undefined = [], 0.0, False
-    for arm in claim_arms(chosen_claims(recipe, scale, only)):
+    for arm in recipe.claim_arms(scale, chosen_claims(recipe, scale, only)):
         summaries = [json.loads((run_dir_for(out, recipe, scale, arm, seed) / "summary.json")
                                 .read_text()) for seed in range(seeds_for(recipe, arm, seeds))]
         metrics = {k: _mean([s["metrics"][k] for s in summaries]) for k in summaries[0]["metrics"]}
@@ -397,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default="quick", help="scale: smoke | quick | paper")
     s.add_argument("--seeds", type=int, default=3, help="seeds per effect claim")
     s.add_argument("--claims", help="comma-separated claim ids to run (default: all)")
+    s.add_argument("--jobs", type=int, default=1, help="runs trained at once, in worker "
+                   "processes sharing the CPU threads (default 1)")
     s.add_argument("--out", default="runs")
     s.add_argument("--results", default="RESULTS.md", help="file to write (empty: none)")
     s.add_argument("--device", default="auto")
@@ -419,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if getattr(args, "seeds", 1) < 1:
             raise UserError("--seeds must be at least 1")
+        if getattr(args, "jobs", 1) < 1:
+            raise UserError("--jobs must be at least 1")
         args.func(args)
     except UserError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import shutil
 import statistics
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from rich.console import Console
 
 from sutskever.config import to_dict
 from sutskever.errors import UserError
-from sutskever.recipes.base import Claim, Recipe, claim_arms, claim_runnable
+from sutskever.recipes.base import Claim, Recipe, claim_runnable
 from sutskever.train import RunSpec, train
 from sutskever.train.checkpoint import atomic_write_json, find_checkpoint
 from sutskever.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE
@@ -69,7 +71,7 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     resume = find_checkpoint(run_dir / CHECKPOINT_DIR) is not None
     start = time.perf_counter()
-    spec = RunSpec(recipe.name, scale, dict(recipe.arms[arm]), seed)
+    spec = RunSpec(recipe.name, scale, dict(recipe.arm_overrides(scale, arm)), seed)
     summary = train(recipe, cfg, run_dir, spec, device=device, resume=resume, console=console)
     console.print(f"  {'resumed' if resume else 'trained'} {run_dir} "
                   f"in {time.perf_counter() - start:.0f} s")
@@ -87,16 +89,47 @@ def chosen_claims(recipe: Recipe, scale: str, only: Sequence[str] | None = None)
             if (not only or c.id in only) and claim_runnable(recipe, c, scale)]
 
 
+def ensure_runs(recipe: Recipe, scale: str, wanted: Sequence[tuple[str, int]], out: Path,
+                device: torch.device, console: Console,
+                jobs: int = 1) -> dict[tuple[str, int], dict]:
+    """`ensure_run` for each (arm, seed); `jobs` > 1 trains that many at once in worker
+    processes that share the CPU threads between them (small models use cores better so)."""
+    if jobs <= 1 or len(wanted) <= 1:
+        return {(arm, seed): ensure_run(recipe, scale, arm, seed, out, device, console)
+                for arm, seed in wanted}
+    threads = max(1, torch.get_num_threads() // jobs)
+    console.print(f"  training {len(wanted)} runs, {jobs} at a time, {threads} thread(s) each")
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        futures = {(arm, seed): pool.submit(_ensure_run_job, recipe.name, scale, arm, seed,
+                                            str(out), str(device))
+                   for arm, seed in wanted}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def _ensure_run_job(name: str, scale: str, arm: str, seed: int, out: str, device: str) -> dict:
+    from sutskever import recipes
+
+    return ensure_run(recipes.get(name), scale, arm, seed, Path(out), torch.device(device),
+                      Console(stderr=True))
+
+
 def reproduce(recipe: Recipe, scale: str, seeds: int, out: Path, device: torch.device,
-              console: Console, only: Sequence[str] | None = None) -> list[ClaimResult]:
+              console: Console, only: Sequence[str] | None = None,
+              jobs: int = 1) -> list[ClaimResult]:
     """Run what the chosen claims need and check them; the other claims are `not run`."""
     chosen = chosen_claims(recipe, scale, only)
-    summaries: dict[str, list[dict]] = {}
-    for arm in claim_arms(chosen):
-        summaries[arm] = [ensure_run(recipe, scale, arm, seed, out, device, console)
-                          for seed in range(seeds_for(recipe, arm, seeds))]
-    results = [check_claim(c, summaries) if c in chosen else not_run(c, _why_not(recipe, c, scale))
-               for c in recipe.claims]
+    arms = recipe.claim_arms(scale, chosen)
+    done = ensure_runs(recipe, scale, [(arm, seed) for arm in arms
+                                       for seed in range(seeds_for(recipe, arm, seeds))],
+                       out, device, console, jobs)
+    summaries = {arm: [done[arm, seed] for seed in range(seeds_for(recipe, arm, seeds))]
+                 for arm in arms}
+    fits = [c for c in chosen if c.kind == "fit"]
+    scored = ({r.id: r for r in recipe.score_claims(scale, fits, summaries, out / recipe.name)}
+              if fits else {})
+    results = [scored[c.id] if c.id in scored else check_claim(c, summaries) if c in chosen
+               else not_run(c, _why_not(recipe, c, scale)) for c in recipe.claims]
     atomic_write_json(out / recipe.name / f"reproduce-{scale}.json",
                       {"recipe": recipe.name, "scale": scale, "seeds": seeds,
                        "claims": [asdict(r) for r in results]})

@@ -25,6 +25,7 @@ def _load() -> None:
         order_matters,
         pointer_networks,
         rnn_regularization,
+        scaling_laws,
         seq2seq,
     )
 

@@ -66,13 +66,15 @@ class Claim:
     power-law: across the runs `arm` + `trend_arms`, `metric` falls as a power of `x_metric`
             (e.g. loss against parameters): the log-log fit has slope -exponent with exponent
             > `margin` and R^2 >= `threshold`. `paper` is the paper's exponent.
+    fit:    scored by the recipe's `score_claims` hook from many runs at once (a sweep's
+            scaling-law fits); the recipe's `claim_arms` hook names the runs.
     `arm`, `baseline` and `trend_arms` name entries of the recipe's `arms`: config overrides
     applied on top of the scale preset (`smoke`, `quick`, `paper`).
     """
 
     id: str
     text: str
-    kind: Literal["value", "effect", "power-law"]
+    kind: Literal["value", "effect", "power-law", "fit"]
     metric: str
     arm: str
     paper: float | None  # None: the paper states the effect without a number
@@ -132,9 +134,14 @@ class Recipe:
                             f"{', '.join(scales)}")
         return scales[name]
 
+    def arm_overrides(self, scale: str, arm: str) -> Mapping[str, Any]:
+        """The overrides that make `arm` at `scale` (the same at every scale unless a recipe's
+        arms depend on it, as a sweep's do)."""
+        return self.arms[arm]
+
     def arm_config(self, scale: str, arm: str) -> Any:
         """The config of `arm` at `scale` (a scale preset)."""
-        return apply_overrides(self.scale(scale), self.arms[arm])
+        return apply_overrides(self.scale(scale), self.arm_overrides(scale, arm))
 
     def preset(self, name: str) -> Any:
         presets = self.presets()
@@ -195,6 +202,17 @@ class Recipe:
     def plot(self, run_dir: Any, model: nn.Module, cfg: Any, data: RecipeData) -> list[str]:
         """Optional recipe-specific figures; returns the files written."""
         return []
+
+    # ---- hooks used by `reproduce` -------------------------------------------------------------
+    def claim_arms(self, scale: str, claims: Iterable[Claim]) -> list[str]:
+        """The arms (runs) the claims need at `scale`: by default those they name."""
+        return claim_arms(claims)
+
+    def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
+                     out_dir: Any) -> list[Any]:
+        """`ClaimResult`s of the claims of kind `fit`, scored from the summaries of all the
+        runs at once; figures and tables go under `out_dir`."""
+        raise NotImplementedError(f"recipe {self.name!r} has no fit claims")
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""`sutskever scaling fit | plan`: fit scaling laws to runs, plan a compute budget.
+"""`sutskever scaling fit | plan | sweep`: fit scaling laws to runs, plan a compute budget, and
+train our own GPT sweep to fit.
 
 The fitters are those of Kaplan et al. 2020 (arXiv:2001.08361), Hoffmann et al. 2022
 (arXiv:2203.15556, Approaches 1-3, Approach 3 by the procedure of Besiroglu et al. 2024,
@@ -32,7 +33,7 @@ from sutskever.scaling.plan import Plan, plan_compute, plan_from_frontier
 from sutskever.scaling.runs import Runs, chinchilla_runs, read_runs
 from sutskever.scaling.stats import Estimate, format_estimate
 
-__all__ = ["add_scaling_parser", "cmd_fit", "cmd_plan"]
+__all__ = ["add_scaling_parser", "cmd_fit", "cmd_plan", "cmd_sweep"]
 
 BUILTIN = "chinchilla"  # RUNS value naming the shipped Hoffmann et al. / Epoch AI data
 EPOCH_DROPPED = 5  # Epoch AI drop the 5 highest-loss runs of that data
@@ -47,12 +48,12 @@ their refit)."""
 
 
 def add_scaling_parser(subparsers: Any) -> None:
-    """Add `scaling fit` and `scaling plan` to an argparse subparsers action."""
+    """Add `scaling fit`, `scaling plan` and `scaling sweep` to an argparse subparsers action."""
     scaling = subparsers.add_parser(
         "scaling", help="fit scaling laws to training runs and plan a compute budget",
         description="Scaling laws: Kaplan et al. 2020, Chinchilla (Hoffmann et al. 2022), "
                     "data-constrained (Muennighoff et al. 2023).")
-    sub = scaling.add_subparsers(dest="scaling_command", required=True, metavar="{fit,plan}")
+    sub = scaling.add_subparsers(dest="scaling_command", required=True, metavar="{fit,plan,sweep}")
 
     fit = sub.add_parser("fit", help="fit a scaling law to a CSV of runs; prints parameters "
                          "with bootstrap intervals, writes fit.json and plots",
@@ -100,6 +101,22 @@ def add_scaling_parser(subparsers: Any) -> None:
                       help="bootstrap replicates when fitting the default law (default 100)")
     plan.add_argument("--seed", type=int, default=0)
     plan.set_defaults(func=cmd_plan)
+
+    sweep = sub.add_parser(
+        "sweep", help="train the GPT sweep of the scaling-laws recipe (isoFLOP budgets x model "
+        "sizes, and repeated-data runs) and write the runs CSV that `scaling fit` reads",
+        description="Trains every run of the scaling-laws recipe's sweep at a preset; a finished "
+                    "run is reused, an interrupted one resumes. Writes "
+                    "OUT/scaling-laws/sweep-PRESET/runs.csv (the isoFLOP runs) and "
+                    "repeated-runs.csv, in the columns run, N, D, C, U, loss.")
+    sweep.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
+    sweep.add_argument("--out", default="runs", help="where the run directories go (runs)")
+    sweep.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at once, in worker processes (default 1)")
+    sweep.add_argument("--no-repeated", action="store_true",
+                       help="only the isoFLOP runs, not the repeated-data ones")
+    sweep.add_argument("--device", default="auto")
+    sweep.set_defaults(func=cmd_sweep)
 
 
 # ---- fit ---------------------------------------------------------------------------------------
@@ -275,3 +292,32 @@ def cmd_plan(args: argparse.Namespace) -> None:
     console = Console()
     console.print(f"law: {model.description}", soft_wrap=True)
     console.print(_plan_table(plan))
+
+
+# ---- sweep -------------------------------------------------------------------------------------
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from sutskever import recipes
+    from sutskever.environment import pick_device
+    from sutskever.recipes.scaling_laws import write_runs_csv
+    from sutskever.reproduce import ensure_runs
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} must be at least 1")
+    recipe = recipes.get("scaling-laws")
+    recipe.scale(args.preset)
+    claims = [c for c in recipe.claims if not (args.no_repeated and c.id == "repeated-data")]
+    arms = recipe.claim_arms(args.preset, claims)
+    out = Path(args.out)
+    console = Console(stderr=True)
+    done = ensure_runs(recipe, args.preset, [(arm, 0) for arm in arms], out,
+                       pick_device(args.device), console, args.jobs)
+    records = recipe.records(args.preset, {arm: [done[arm, 0]] for arm in arms})
+    paths = write_runs_csv(out / recipe.name / f"sweep-{args.preset}", records)
+    table = Table(title=f"scaling-laws sweep, preset {args.preset}")
+    for col in ("run", "N", "D", "C", "U", "loss"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for name, r in records.items():
+        table.add_row(name, *(f"{r[k]:.4g}" for k in ("N", "D", "C", "U", "loss")))
+    Console().print(table)
+    Console().print(f"wrote {', '.join(map(str, paths))}; fit the isoFLOP runs with "
+                    f"`sutskever scaling fit {paths[0]} --approach 2`")
