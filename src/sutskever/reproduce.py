@@ -99,12 +99,15 @@ def ensure_runs(recipe: Recipe, scale: str, wanted: Sequence[tuple[str, int]], o
                 for arm, seed in wanted}
     threads = max(1, torch.get_num_threads() // jobs)
     console.print(f"  training {len(wanted)} runs, {jobs} at a time, {threads} thread(s) each")
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=torch.set_num_threads, initargs=(threads,))
+    try:
         futures = {(arm, seed): pool.submit(_ensure_run_job, recipe.name, scale, arm, seed,
                                             str(out), str(device))
                    for arm, seed in wanted}
         return {key: future.result() for key, future in futures.items()}
+    finally:  # on an error or Ctrl-C, start no further runs (the running ones checkpoint)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ensure_run_job(name: str, scale: str, arm: str, seed: int, out: str, device: str) -> dict:
