@@ -118,8 +118,8 @@ def _chars(eval_tokens: int, train_eval_tokens: int) -> GPTDataConfig:
                          train_eval_tokens=train_eval_tokens)
 
 
-# Shapes from 6k to 4.7M non-embedding parameters, about 0.2-0.3 decades apart.
-LADDER = ((2, 16, 2), (2, 24, 2), (2, 32, 2), (2, 40, 2), (2, 48, 2), (2, 64, 4), (3, 64, 4),
+# Shapes from 1.5k to 4.7M non-embedding parameters, about 0.2-0.3 decades apart.
+LADDER = ((2, 8, 2), (2, 12, 2), (2, 16, 2), (2, 24, 2), (2, 32, 2), (2, 40, 2), (2, 48, 2), (2, 64, 4), (3, 64, 4),
           (3, 80, 4), (4, 96, 4), (4, 128, 4), (5, 160, 5), (6, 192, 6), (6, 256, 8))
 SCALES: dict[str, tuple[GPTRecipeConfig, Sweep]] = {
     "smoke": (_base(_chars(2_000, 2_000), 80, 4, 16, 1e-2),
@@ -130,15 +130,15 @@ SCALES: dict[str, tuple[GPTRecipeConfig, Sweep]] = {
     # lr 6e-3: in a pilot at 1e12 FLOPs it beat 2e-3 at 25k (1.885 vs 1.906 val loss) and 147k
     # parameters (2.007 vs 2.141); a batch of 4 instead of 16 helped the larger model as much
     "quick": (_base(_chars(200_000, 50_000), 80, 16, 64, 6e-3),
-              Sweep(budgets=(1e11, 3e11, 1e12, 3e12), ladder=LADDER, first=(0, 0, 1, 2),
-                    sizes=6, repeat_shape=4, repeat_budget=1e12)),
+              Sweep(budgets=(1e11, 3e11, 1e12, 3e12), ladder=LADDER, first=(0, 1, 3, 4),
+                    sizes=6, repeat_shape=6, repeat_budget=1e12)),
     # OpenWebText in GPT-2 tokens (nanoGPT's .bin files, from data.path): the largest budget's
     # runs need up to 0.2B tokens, 47 epochs of the shipped Shakespeare
     "paper": (_base(GPTDataConfig(corpus="openwebtext", tokenizer="gpt2",
                                   eval_tokens=1_000_000, train_eval_tokens=100_000),
                     50304, 32, 256, 1e-3),
               Sweep(budgets=(1e13, 1e14, 1e15), ladder=LADDER + ((8, 320, 8), (8, 384, 8)),
-                    first=(5, 7, 9), sizes=6, repeat_shape=8, repeat_budget=1e14)),
+                    first=(7, 9, 11), sizes=6, repeat_shape=10, repeat_budget=1e14)),
 }
 SCALE_ARMS = {scale: sweep_arms(base, sweep) for scale, (base, sweep) in SCALES.items()}
 
@@ -148,7 +148,7 @@ def _claim(id: str, text: str, paper: float | None, setting: str) -> Claim:
                  higher_is_better=False, setting=setting)
 
 
-SMALL = ("our budgets are 1e11-3e12 FLOPs (character-level Shakespeare, 6k-230k parameters; "
+SMALL = ("our budgets are 1e11-3e12 FLOPs (character-level Shakespeare, 1.5k-230k parameters; "
          "runs of the smallest models at the largest budgets see the 4.5M training characters "
          "up to 4.4 times); Chinchilla's are 6e18-3e21 FLOPs (MassiveText, 70M-16B parameters)")
 CLAIMS = (
@@ -209,7 +209,7 @@ class ScalingLaws(GPTPretraining):
     claims = CLAIMS
     arms: dict[str, Any] = {}  # per scale: see `arm_overrides`
     scale_notes = {
-        "quick": "4 isoFLOP budgets 1e11-3e12 FLOPs x 6 GPT sizes (6k-230k non-embedding "
+        "quick": "4 isoFLOP budgets 1e11-3e12 FLOPs x 6 GPT sizes (1.5k-230k non-embedding "
                  "parameters, character tokens, context 64, batch 16, AdamW lr 6e-3 cosine), "
                  "plus 5 repeated-data runs; the issue asked for 1e13-1e15, which is days on 2 "
                  "CPU cores (see the paper preset); Chinchilla's budgets reach 3e21",
@@ -287,8 +287,9 @@ def _isoflop(iso: Runs, fit2: Approach2Fit, *_: Any) -> tuple[str, str, bool, li
     for p in fit2.parabolas:
         inside = p.n.min() <= p.n_opt <= p.n.max()
         interior += inside
+        tokens_per_param = p.flops / (6 * p.n_opt ** 2)
         parts.append(f"C={p.flops:.2g}: N_opt {p.n_opt:.3g}{'' if inside else ' (outside)'}, "
-                     f"R² {_r2(p.loss, p.predict(p.n)):.3f}")
+                     f"{tokens_per_param:.0f} tokens/param, R² {_r2(p.loss, p.predict(p.n)):.3f}")
     parts += list(fit2.skipped)
     bars = [{"label": f"{p.flops:.2g}", "paper": None, "mean": p.n_opt, "std": 0.0}
             for p in fit2.parabolas]
