@@ -11,7 +11,9 @@ resume work as for any recipe; `sutskever scaling sweep` trains the same runs an
 that `sutskever scaling fit` reads.
 
 Steps are rounded, so a run's C differs from its budget by at most half a step (under 2% at the
-smallest step counts here); the fits use each run's own N, D and C.
+smallest step counts here); the fits use each run's own N, D and C. Training windows start at
+random offsets (as in every `gpt` run), so "epochs" means tokens drawn over unique tokens
+available, not ordered passes.
 """
 
 from __future__ import annotations
