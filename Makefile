@@ -18,6 +18,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# GPT-2's BPE ranks file (whisper/assets/gpt2.tiktoken); the package itself is never imported
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	# Fashion-MNIST (Debian dataset-fashion-mnist, MIT) for the alexnet recipe's CPU presets,
+	# unpacked into the venv; optional: without it, the loader's error says how to get it
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ ! -d $(VENV)/share/datasets/fashion-mnist ] \
+	   && command -v apt-get >/dev/null 2>&1; then \
+	  tmp=$$(mktemp -d); \
+	  (cd $$tmp && (apt-get download -qq dataset-fashion-mnist 2>/dev/null || \
+	    { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download -qq dataset-fashion-mnist; }) \
+	   && dpkg -x dataset-fashion-mnist_*.deb x) \
+	  && mkdir -p $(VENV)/share/datasets && mv $$tmp/x/usr/share/datasets/fashion-mnist \
+	     $(VENV)/share/datasets/ \
+	  || echo "note: could not fetch dataset-fashion-mnist; the alexnet quick preset needs it"; \
+	  rm -rf $$tmp; \
+	fi
 	touch $@
 
 demo: $(VENV)/.installed

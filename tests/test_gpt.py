@@ -214,3 +214,15 @@ def test_sample_command_is_reproducible_and_keeps_the_prompt(
     assert outputs[0] == outputs[1] != outputs[2]
     assert outputs[0].startswith("ROMEO.") and len(outputs[0]) == len("ROMEO.") + 40
     assert main(["sample", str(tmp_path / "run"), "--top-k", "0"]) == 2
+
+
+def test_train_chunks_spread_the_subset_over_the_text() -> None:
+    from sutskever.recipes.gpt import _subset
+
+    stream = np.arange(1000)
+    first = _subset([stream], 100, 1)
+    assert len(first) == 1 and first[0].tolist() == list(range(100))
+    chunks = _subset([stream], 100, 4)
+    assert [c[0] for c in chunks] == [0, 325, 650, 975] and all(len(c) == 25 for c in chunks)
+    with pytest.raises(UserError, match="train_chunks"):
+        _subset([stream], 100, 0)

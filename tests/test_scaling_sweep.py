@@ -38,7 +38,7 @@ def test_sweep_runs_spend_their_budgets(scale: str) -> None:
     assert len({c.train.steps for c in rep}) == 1 and len({c.model for c in rep}) == 1
     d = rep[0].train.steps * tokens_per_step
     for epochs, cfg in zip(sweep.epochs, rep, strict=True):
-        assert cfg.data.train_tokens - cfg.model.context - 1 == d // epochs
+        assert cfg.data.train_tokens == d // epochs and cfg.data.train_chunks == sweep.repeat_chunks
 
 
 def test_unknown_run_of_a_sweep_is_a_user_error() -> None:

@@ -96,8 +96,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     spec = RunSpec(recipe.name, args.preset, _overrides_dict(args.set), args.seed)
     device = init_from_env(args.device)  # under torchrun: join the process group (DDP)
     start = time.perf_counter()
-    summary = train(recipe, cfg, out, spec, device=device, resume=args.resume,
-                    console=err_console)
+    # a recipe may train a run itself (GPipe: one process per pipeline stage)
+    summary = None if args.resume or ranks().world > 1 else recipe.train_pipelined(cfg, out, spec)
+    if summary is None:
+        summary = train(recipe, cfg, out, spec, device=device, resume=args.resume,
+                        console=err_console)
     if ranks().main:
         console.print(f"run finished in {time.perf_counter() - start:.0f} s: {out}")
         _print_metrics(summary["metrics"], title=f"{recipe.name} / {args.preset} (test)")
@@ -228,6 +231,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
                    f"--seeds {args.seeds}")
         if args.claims:
             command += f" --claims {args.claims}"
+        if args.jobs > 1:
+            command += f" --jobs {args.jobs}"
         section = _results_section(recipe, results, args.preset, args.seeds, command,
                                    environment(device), out, only)
         if args.results:
@@ -281,8 +286,10 @@ def _results_section(recipe: Any, results: Sequence[Any], scale: str, seeds: int
         markdown_table(["claim", "paper", "ours", "criterion", "status", "setting differs"],
                        claims), "",
         "Runs (final evaluation, mean over seeds; MFU: model FLOP/s over the device's measured "
-        "matmul peak" + ("; FAIL: undefined, as the paper's area coverage when more than 1% of "
-                         "outputs are not simple polygons" if undefined else "") + "):", "",
+        "matmul peak" + ("; FAIL: a metric with no value for these runs, e.g. the Pointer "
+                         "Networks' area coverage when over 1% of outputs are not simple "
+                         "polygons, or a share of a gain that is not positive" if undefined
+                         else "") + "):", "",
         markdown_table(["arm", "seeds", "steps", "train s", "samples/s", "MFU", "metrics"],
                        runs),
     ]) + "\n"

@@ -21,6 +21,8 @@ def register(cls: type[Recipe]) -> type[Recipe]:
 def _load() -> None:
     # Importing a recipe module registers it. One line per paper.
     from sutskever.recipes import (  # noqa: F401
+        alexnet,
+        gpipe,
         gpt,
         order_matters,
         pointer_networks,

@@ -203,6 +203,11 @@ class Recipe:
         """Optional recipe-specific figures; returns the files written."""
         return []
 
+    def train_pipelined(self, cfg: Any, run_dir: Any, spec: Any) -> dict | None:
+        """A run the recipe trains itself (GPipe: one process per pipeline stage) and its
+        summary; None: the one trainer runs it (every other recipe)."""
+        return None
+
     # ---- hooks used by `reproduce` -------------------------------------------------------------
     def claim_arms(self, scale: str, claims: Iterable[Claim]) -> list[str]:
         """The arms (runs) the claims need at `scale`: by default those they name."""

@@ -44,7 +44,8 @@ class GPTDataConfig:
     corpus: str = "shakespeare"          # see sutskever.data.tokens.CORPORA
     tokenizer: Literal["char", "gpt2"] = "char"
     path: str | None = None              # the corpus's files, for corpora not shipped
-    train_tokens: int = 0                # 0: the whole training split; else its first N tokens
+    train_tokens: int = 0                # 0: the whole training split; else N of its tokens:
+    train_chunks: int = 1                # ... in this many equal chunks spread evenly over it
     eval_tokens: int = 0                 # 0: score the whole validation split; else its first N
     train_eval_tokens: int = 100_000     # tokens of the training split scored at the end
     eval_batch_size: int = 64            # windows per evaluation forward pass
@@ -162,13 +163,14 @@ class TokenWindows(RecipeData):
         self.seed, self.T, self.B = seed, cfg.model.context, cfg.train.batch_size
         train = self.corpus.splits["train"]
         if d.train_tokens:
-            train = [train[0][: d.train_tokens]] if len(train) == 1 else train
+            train = _subset(train, d.train_tokens, d.train_chunks)
         self.shards = [s for s in train if len(s) > self.T + 1]
         if not self.shards:
             raise UserError(f"the training text is shorter than model.context={self.T} + 1 "
                             f"tokens; raise data.train_tokens or lower model.context")
         self.starts = np.cumsum([0] + [len(s) - self.T - 1 for s in self.shards])
-        splits = {"val": self.corpus.splits["val"][0], "train": train[0]}
+        splits = {"val": self.corpus.splits["val"][0],
+                  "train": np.concatenate(train) if d.train_chunks > 1 else train[0]}
         super().__init__(steps_per_epoch=max(1, int(self.starts[-1]) // (self.B * self.T)),
                          splits=splits)
 
@@ -179,6 +181,22 @@ class TokenWindows(RecipeData):
                 for k, o in zip(shard, offsets, strict=True)]
         xy = torch.from_numpy(np.stack(rows).astype(np.int64))
         return xy[:, :-1], xy[:, 1:]
+
+
+def _subset(train: list[np.ndarray], tokens: int, chunks: int) -> list[np.ndarray]:
+    """`tokens` of a training stream: its first ones, or `chunks` equal pieces at evenly spaced
+    offsets (a subset that samples the whole text, as a repeated-data experiment needs)."""
+    if chunks < 1:
+        raise UserError(f"data.train_chunks must be at least 1, got {chunks}")
+    if len(train) != 1:
+        raise UserError("data.train_tokens needs a corpus with one training stream; this one "
+                        f"has {len(train)} shards")
+    stream = train[0]
+    if chunks == 1:
+        return [stream[:tokens]]
+    size = tokens // chunks
+    starts = np.linspace(0, max(0, len(stream) - size), chunks).astype(np.int64)
+    return [stream[s: s + size] for s in starts]
 
 
 def logits_of(model: nn.Module, cfg: GPTRecipeConfig, x: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,7 @@ class Sweep:
     repeat_shape: int                          # ladder index of the repeated-data model
     repeat_budget: float                       # its C; D = C / 6N tokens in every repeated run
     epochs: tuple[int, ...] = (1, 2, 4, 8, 16)
+    repeat_chunks: int = 32                    # the unique tokens: chunks spread over the text
 
     def shapes(self, budget_index: int) -> tuple[tuple[int, int, int], ...]:
         start = self.first[budget_index]
@@ -97,9 +98,11 @@ def sweep_arms(base: GPTRecipeConfig, sweep: Sweep) -> dict[str, dict[str, Any]]
     steps = _steps(base, shape, sweep.repeat_budget)
     tokens = steps * base.train.batch_size * base.train.grad_accum * base.model.context
     for epochs in sweep.epochs:
-        # the windows are cut from the first D / epochs tokens of the training text
-        arms[f"rep-{epochs}x"] = {**_shape_overrides(shape), **_schedule(steps),
-                                  "data.train_tokens": tokens // epochs + base.model.context + 1}
+        # the windows are cut from D / epochs tokens: chunks spread evenly over the training text,
+        # so that fewer unique tokens means repetition, not a narrower part of the corpus
+        arms[f"rep-{epochs}x"] = {
+            **_shape_overrides(shape), **_schedule(steps), "data.train_chunks": sweep.repeat_chunks,
+            "data.train_tokens": tokens // epochs}
     return arms
 
 
@@ -121,14 +124,15 @@ def _chars(eval_tokens: int, train_eval_tokens: int) -> GPTDataConfig:
 
 
 # Shapes from 1.5k to 4.7M non-embedding parameters, about 0.2-0.3 decades apart.
-LADDER = ((2, 8, 2), (2, 12, 2), (2, 16, 2), (2, 24, 2), (2, 32, 2), (2, 40, 2), (2, 48, 2), (2, 64, 4), (3, 64, 4),
-          (3, 80, 4), (4, 96, 4), (4, 128, 4), (5, 160, 5), (6, 192, 6), (6, 256, 8))
+LADDER = ((2, 8, 2), (2, 12, 2), (2, 16, 2), (2, 24, 2), (2, 32, 2), (2, 40, 2), (2, 48, 2),
+          (2, 64, 4), (3, 64, 4), (3, 80, 4), (4, 96, 4), (4, 128, 4), (5, 160, 5), (6, 192, 6),
+          (6, 256, 8))
 SCALES: dict[str, tuple[GPTRecipeConfig, Sweep]] = {
     "smoke": (_base(_chars(2_000, 2_000), 80, 4, 16, 1e-2),
               Sweep(budgets=(1e7, 2e7, 4e7, 8e7), first=(0, 1, 2, 3), sizes=4,
                     ladder=((1, 8, 1), (1, 12, 1), (1, 16, 2), (2, 16, 2), (2, 24, 2),
                             (2, 32, 2), (3, 32, 2)),
-                    repeat_shape=1, repeat_budget=2e7, epochs=(1, 4))),
+                    repeat_shape=1, repeat_budget=2e7, epochs=(1, 4), repeat_chunks=4)),
     # lr 6e-3: in a pilot at 1e12 FLOPs it beat 2e-3 at 25k (1.885 vs 1.906 val loss) and 147k
     # parameters (2.007 vs 2.141); a batch of 4 instead of 16 helped the larger model as much
     "quick": (_base(_chars(200_000, 50_000), 80, 16, 64, 6e-3),
