@@ -60,3 +60,23 @@ def test_reproduce_smoke(name: str, tmp_path: Path) -> None:
     again = reproduce(recipe, "smoke", seeds=2, out=tmp_path, device=torch.device("cpu"),
                       console=Console(quiet=True))
     assert [r.ours for r in again] == [r.ours for r in results]
+
+
+def test_a_finished_run_is_reused_when_only_new_fields_at_defaults_differ(tmp_path: Path) -> None:
+    import json
+
+    from sutskever.reproduce import ensure_run
+
+    recipe, console = recipes.get("gpt"), Console(quiet=True)
+    first = ensure_run(recipe, "smoke", "gpt", 0, tmp_path, torch.device("cpu"), console)
+    config_file = next(tmp_path.rglob("config.json"))
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["data"]["train_chunks"]  # as written before that field existed
+    config_file.write_text(json.dumps(saved))
+    again = ensure_run(recipe, "smoke", "gpt", 0, tmp_path, torch.device("cpu"), console)
+    assert again == first  # reused: the field's default is what the older code did
+    saved["config"]["data"]["train_chunks"] = 4  # trained with another value: stale
+    config_file.write_text(json.dumps(saved))
+    (config_file.parent / "summary.json").write_text(json.dumps({**first, "steps": -1}))
+    assert ensure_run(recipe, "smoke", "gpt", 0, tmp_path, torch.device("cpu"),
+                      console)["steps"] == first["steps"]

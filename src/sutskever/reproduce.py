@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from sutskever.config import to_dict
+from sutskever.config import from_dict, to_dict
 from sutskever.errors import UserError
 from sutskever.recipes.base import Claim, Recipe, claim_runnable
 from sutskever.train import RunSpec, train
@@ -63,7 +63,7 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
     summary_path = run_dir / SUMMARY_FILE
     if summary_path.exists():
         saved = json.loads((run_dir / CONFIG_FILE).read_text())
-        if saved.get("config") == json.loads(json.dumps(to_dict(cfg))):
+        if _same_config(saved.get("config"), cfg):
             console.print(f"  reuse  {run_dir}")
             return json.loads(summary_path.read_text())
         console.print(f"  stale  {run_dir} (config changed): training again")
@@ -76,6 +76,18 @@ def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
     console.print(f"  {'resumed' if resume else 'trained'} {run_dir} "
                   f"in {time.perf_counter() - start:.0f} s")
     return summary
+
+
+def _same_config(saved: dict | None, cfg: Any) -> bool:
+    """Whether a finished run was trained with `cfg`. Fields added to the config since the run
+    count at their defaults (what the code did before they existed)."""
+    if saved is None:
+        return False
+    try:
+        old = from_dict(type(cfg), saved)
+    except (UserError, TypeError, ValueError):  # a field removed or retyped since
+        return False
+    return json.loads(json.dumps(to_dict(old))) == json.loads(json.dumps(to_dict(cfg)))
 
 
 def chosen_claims(recipe: Recipe, scale: str, only: Sequence[str] | None = None) -> list[Claim]:
