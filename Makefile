@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/sutskever reproduce --all --preset quick --seeds 1 --results runs/RESULTS.md
+	$(BIN)/sutskever reproduce --all --preset quick --seeds 1 --jobs 2 --results runs/RESULTS.md
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -x
