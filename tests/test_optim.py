@@ -46,3 +46,48 @@ def test_adamw_decays_matrices_only() -> None:
     opt = make_optimizer(TrainConfig(optimizer="sgd", momentum=0.9, lr=0.5), model)
     assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
     assert math.isclose(opt.param_groups[0]["lr"], 0.5)
+
+
+def test_plateau_decays_after_patience_evaluations_without_a_new_best() -> None:
+    from sutskever.errors import UserError
+    from sutskever.train.optim import plateau_step
+
+    cfg = TrainConfig(schedule="plateau", plateau_metric="err", plateau_patience=2,
+                      decay_factor=0.1, eval_every=10)
+    state = {"best": math.inf, "bad": 0, "scale": 1.0}
+    scales = []
+    for err in (5.0, 4.0, 4.5, 4.2, 3.9, 3.9, 4.0, 4.1, 4.0):
+        plateau_step(state, {"err": err}, cfg)
+        scales.append(state["scale"])
+    assert scales == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001])
+    assert lr_multiplier(cfg, 123, 10) == 1.0  # the trainer applies the scale
+    with pytest.raises(UserError, match="choose one of: loss"):
+        plateau_step(state, {"loss": 1.0}, cfg)
+
+
+def test_trainer_follows_the_plateau_decisions_of_its_evaluations(tmp_path) -> None:
+    import json
+
+    from sutskever import recipes
+    from sutskever.errors import UserError
+    from sutskever.train import RunSpec, train
+    from sutskever.train.optim import plateau_step
+
+    recipe = recipes.get("gpt")
+    over = {"train.schedule": "plateau", "train.plateau_metric": "val_loss",
+            "train.decay_factor": 0.5, "train.eval_every": 2, "train.log_every": 1,
+            "train.steps": 12, "train.lr": 0.3}
+    cfg = recipe.configure("smoke", over)
+    train(recipe, cfg, tmp_path, RunSpec("gpt", "smoke", over, 0), device=torch.device("cpu"))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    state, checked = {"best": math.inf, "bad": 0, "scale": 1.0}, 0
+    for row in rows:
+        if row.get("split") == "valid" and "val_loss" in row:
+            plateau_step(state, row, cfg.train)
+        elif row.get("split") == "train":
+            assert row["lr"] == pytest.approx(0.3 * state["scale"])
+            checked += 1
+    assert checked == 12 and state["scale"] < 1  # it did decay
+    with pytest.raises(UserError, match="plateau_metric"):
+        train(recipe, recipe.configure("smoke", {"train.schedule": "plateau"}), tmp_path / "b",
+              RunSpec("gpt", "smoke", {}, 0), device=torch.device("cpu"))

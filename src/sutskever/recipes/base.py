@@ -32,13 +32,16 @@ class TrainConfig:
     grad_accum: int = 1              # micro-batches of batch_size per optimizer step
     steps: int = 1000                # total optimizer steps ...
     epochs: float = 0.0              # ... unless > 0: train this many epochs (papers' unit)
-    # lr schedule: constant | step (papers' decay by epoch) | cosine (with linear warmup)
-    schedule: Literal["constant", "step", "cosine"] = "constant"
+    # lr schedule: constant | step (papers' decay by epoch) | cosine (with linear warmup) |
+    # plateau (times decay_factor when the periodic evaluation's plateau_metric stops improving)
+    schedule: Literal["constant", "step", "cosine", "plateau"] = "constant"
     warmup_steps: int = 0
     decay_start_epoch: float = 0.0   # step schedule: first decay after this many epochs ...
     decay_every_epochs: float = 1.0  # ... then every this many epochs ...
     decay_factor: float = 0.5        # ... multiply the lr by this
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
+    plateau_metric: str = ""         # plateau: a metric of the periodic evaluation, lower better
+    plateau_patience: int = 1        # ... evaluations without a new best before each decay
     clip_norm: float | None = None   # clip by global gradient norm
     log_every: int = 50
     eval_every: int = 0              # 0: only at the end
@@ -47,7 +50,7 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "log_every"):
+        for name in ("batch_size", "grad_accum", "log_every", "plateau_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
 

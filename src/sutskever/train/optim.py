@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from sutskever.errors import UserError
 from sutskever.recipes.base import TrainConfig
 
 
@@ -48,7 +49,7 @@ def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def lr_multiplier(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The factor applied to the base lr at optimizer step `step` (0-based)."""
-    if cfg.schedule == "constant":
+    if cfg.schedule in ("constant", "plateau"):  # plateau: the trainer applies its decays
         return 1.0
     if cfg.schedule == "step":
         epoch = step / max(steps_per_epoch, 1)
@@ -64,6 +65,22 @@ def lr_multiplier(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def plateau_step(state: dict[str, float], metrics: dict[str, float], cfg: TrainConfig) -> None:
+    """Update the plateau schedule's state after a periodic evaluation: a new best of
+    `plateau_metric` resets the count; `plateau_patience` evaluations without one multiply the
+    lr scale by `decay_factor` (AlexNet: /10 when the validation error stops improving)."""
+    if cfg.plateau_metric not in metrics:
+        raise UserError(f"train.plateau_metric={cfg.plateau_metric!r} is not a metric of the "
+                        f"periodic evaluation; choose one of: {', '.join(metrics)}")
+    value = float(metrics[cfg.plateau_metric])
+    if value < state["best"]:
+        state.update(best=value, bad=0)
+        return
+    state["bad"] += 1
+    if state["bad"] >= cfg.plateau_patience:
+        state.update(scale=state["scale"] * cfg.decay_factor, bad=0)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -41,8 +41,14 @@ from sutskever.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from sutskever.train.distributed import all_sum, barrier, broadcast, ranks
-from sutskever.train.optim import lr_multiplier, make_optimizer, set_lr, total_steps
+from sutskever.train.distributed import all_sum, broadcast, ranks
+from sutskever.train.optim import (
+    lr_multiplier,
+    make_optimizer,
+    plateau_step,
+    set_lr,
+    total_steps,
+)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -111,6 +117,10 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
     if flops:
         _peak_flops(device)  # measured once per process, before the clock starts
     step, elapsed, samples, carry = 0, 0.0, 0, None
+    plateau = {"best": float("inf"), "bad": 0, "scale": 1.0}  # the plateau schedule's state
+    if tcfg.schedule == "plateau" and (not tcfg.plateau_metric or tcfg.eval_every < 1):
+        raise UserError("train.schedule=plateau needs train.plateau_metric (a metric of the "
+                        "periodic evaluation) and train.eval_every > 0")
     if resume:
         assert checkpoint is not None
         load_weights(checkpoint, model)
@@ -121,6 +131,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
         samples, carry = int(state.get("samples", 0)), data.to(state.get("carry"), device)
+        plateau = state.get("plateau", plateau)
         if rk.main:
             _truncate_metrics(run_dir / METRICS_FILE, step)
     ddp = None
@@ -137,7 +148,7 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
         if not rk.main:
             return
         state = {"optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(),
-                 "elapsed": elapsed, "samples": samples, "carry": carry}
+                 "elapsed": elapsed, "samples": samples, "carry": carry, "plateau": plateau}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(run_dir / CHECKPOINT_DIR, model, state)
@@ -161,7 +172,8 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
             while step < n_steps:
                 if stop_at is not None and step >= stop_at:
                     raise KeyboardInterrupt
-                set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, steps_per_epoch))
+                set_lr(optimizer, tcfg.lr * lr_multiplier(tcfg, step, steps_per_epoch)
+                       * plateau["scale"])
                 optimizer.zero_grad(set_to_none=True)
                 for micro in range(accum):  # gradient accumulation over micro-batches
                     batch = data.batch(step * accum + micro)
@@ -205,7 +217,9 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                         model.train()
                         _log(metrics_log, {"step": step, "epoch": step / steps_per_epoch,
                                            "split": "valid", **metrics})
-                    barrier()
+                        if tcfg.schedule == "plateau":
+                            plateau_step(plateau, metrics, tcfg)
+                    plateau = broadcast(plateau)  # the decision of rank 0, which evaluates
                     t0 = time.perf_counter()
                 if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
                     tick()
