@@ -105,7 +105,7 @@ def ensure_runs(recipe: Recipe, scale: str, wanted: Sequence[tuple[str, int]], o
                 device: torch.device, console: Console,
                 jobs: int = 1) -> dict[tuple[str, int], dict]:
     """`ensure_run` for each (arm, seed); `jobs` > 1 trains that many at once in worker
-    processes that share the CPU threads between them (small models use cores better so)."""
+    processes that share the CPU threads between them."""
     if jobs <= 1 or len(wanted) <= 1:
         return {(arm, seed): ensure_run(recipe, scale, arm, seed, out, device, console)
                 for arm, seed in wanted}
