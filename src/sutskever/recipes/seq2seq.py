@@ -291,5 +291,9 @@ def perplexity(models: list[nn.Module], pairs: Pairs, batch_size: int) -> float:
 
 
 def bleu(hypotheses: list[str], references: list[str]) -> float:
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a").score)
+    """Corpus BLEU of our tokenised, lowercased sentences (words and punctuation joined by
+    spaces), with sacreBLEU's 13a tokenisation; `force` acknowledges the text is tokenised
+    (sacreBLEU would warn once per call), it does not change the score."""
+    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a",
+                                       force=True).score)
 
