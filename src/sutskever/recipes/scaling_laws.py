@@ -75,10 +75,13 @@ def _budget_name(c: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def _tokens_per_step(cfg: GPTRecipeConfig) -> int:
+    return cfg.train.batch_size * cfg.train.grad_accum * cfg.model.context
+
+
 def _steps(base: GPTRecipeConfig, shape: tuple[int, int, int], flops: float) -> int:
     model = dataclasses.replace(base.model, n_layer=shape[0], d_model=shape[1], n_head=shape[2])
-    tokens_per_step = base.train.batch_size * base.train.grad_accum * base.model.context
-    return max(1, round(flops / (6 * non_embedding_params(model) * tokens_per_step)))
+    return max(1, round(flops / (6 * non_embedding_params(model) * _tokens_per_step(base))))
 
 
 def _schedule(steps: int) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def sweep_arms(base: GPTRecipeConfig, sweep: Sweep) -> dict[str, dict[str, Any]]
                 **_shape_overrides(shape), **_schedule(_steps(base, shape, budget))}
     shape = sweep.ladder[sweep.repeat_shape]
     steps = _steps(base, shape, sweep.repeat_budget)
-    tokens = steps * base.train.batch_size * base.train.grad_accum * base.model.context
+    tokens = steps * _tokens_per_step(base)
     for epochs in sweep.epochs:
         # the windows are cut from D / epochs tokens: chunks spread evenly over the training text,
         # so that fewer unique tokens means repetition, not a narrower part of the corpus
@@ -177,7 +180,7 @@ def run_record(cfg: GPTRecipeConfig, summary: dict) -> dict[str, float]:
     """N, D, C, U and loss of one finished run (D counts the tokens of every step; U is the size
     of the training text the windows were cut from, at most D)."""
     n = float(non_embedding_params(cfg.model))
-    d = float(summary["steps"] * cfg.train.batch_size * cfg.train.grad_accum * cfg.model.context)
+    d = float(summary["steps"] * _tokens_per_step(cfg))
     train = _tokens(cfg.data.corpus, cfg.data.tokenizer, cfg.data.path).splits["train"]
     available = float(cfg.data.train_tokens or sum(len(s) for s in train))
     return {"N": n, "D": d, "C": 6.0 * n * d, "U": min(available, d),
