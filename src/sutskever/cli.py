@@ -112,51 +112,13 @@ def _overrides_dict(overrides: Sequence[str]) -> dict[str, str]:
 
 
 # ---- eval --------------------------------------------------------------------------------------
-def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, Any, dict]:
-    """(recipe, config, config.json record) of a run directory, with eval-time overrides."""
-    from sutskever.config import apply_overrides, from_dict
-    from sutskever.train.trainer import CONFIG_FILE
-
-    path = run_dir / CONFIG_FILE
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
-    try:
-        record = json.loads(path.read_text())
-        recipe = recipes.get(record["recipe"])
-        cfg = from_dict(recipe.config_class, record["config"])
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{path} is corrupt ({type(e).__name__}: {e}); it cannot be evaluated"
-                        ) from None
-    return recipe, apply_overrides(cfg, overrides), record
-
-
-def _load_model(run_dir: Path, overrides: Sequence[str], device: Any) -> tuple[Any, Any, dict,
-                                                                                  Any]:
-    """(recipe, config, config.json record, model with the checkpoint's weights)."""
-    import torch
-
-    from sutskever.train.checkpoint import find_checkpoint, load_weights
-    from sutskever.train.trainer import CHECKPOINT_DIR
-
-    recipe, cfg, record = load_run(run_dir, overrides)
-    checkpoint = find_checkpoint(run_dir / CHECKPOINT_DIR)
-    if checkpoint is None:
-        raise UserError(f"{run_dir} has no checkpoint; train it first "
-                        f"(sutskever run ... --out {run_dir})")
-    torch.manual_seed(record.get("seed", 0))
-    model = recipe.build_model(cfg)
-    load_weights(checkpoint, model)
-    return recipe, cfg, record, model.to(device)
-
-
 def cmd_eval(args: argparse.Namespace) -> None:
     from sutskever.train import evaluate_run
     from sutskever.train.checkpoint import atomic_write_json
+    from sutskever.train.runs import load_model
 
     device = _device(args.device)
-    loaded = [_load_model(Path(d), args.set, device) for d in args.run_dirs]
+    loaded = [load_model(Path(d), args.set, device) for d in args.run_dirs]
     recipe, cfg, record, model = loaded[0]
     data = recipe.build_data(cfg, record.get("seed", 0))
     if args.split not in data.splits:
@@ -178,11 +140,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
+    from sutskever.train.runs import load_model
+
     if args.temperature <= 0:
         raise UserError("--temperature must be positive")
     if args.top_k is not None and args.top_k < 1:
         raise UserError("--top-k must be at least 1")
-    recipe, cfg, record, model = _load_model(Path(args.run_dir), [], _device(args.device))
+    recipe, cfg, record, model = load_model(Path(args.run_dir), [], _device(args.device))
     data = recipe.build_data(cfg, record.get("seed", 0))
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
     print(recipe.sample(model, cfg, data, args.prompt, args.length, args.temperature,
@@ -190,8 +154,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
+    from sutskever.train.runs import load_model
+
     device = _device(args.device)
-    loaded = [_load_model(Path(d), [], device) for d in args.run_dirs]
+    loaded = [load_model(Path(d), [], device) for d in args.run_dirs]
     recipe, cfg, record, _ = loaded[0]
     if not hasattr(recipe, "translate"):
         raise UserError(f"{args.run_dirs[0]} is a {recipe.name} run; translate needs a seq2seq "

@@ -3,10 +3,15 @@
 For every arm the claims name, train (or reuse, or resume) one run per seed at the chosen scale
 under `OUT/<recipe>/<scale>-<arm>-s<seed>`; then score each claim from the runs' summaries:
 value claims against their threshold, effect claims as a difference of means over seeds.
+
+An arm may build on another arm's run: a string config value "arm:NAME" (e.g.
+`train.init_from="arm:pretrain"`) stands for the run directory of arm NAME at the same scale and
+seed, which is trained first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from sutskever.config import from_dict, to_dict
+from sutskever.config import apply_overrides, from_dict, to_dict
 from sutskever.errors import UserError
 from sutskever.recipes.base import Claim, Recipe, claim_runnable
 from sutskever.train import RunSpec, train
@@ -50,15 +55,62 @@ def run_dir_for(out: Path, recipe: Recipe, scale: str, arm: str, seed: int) -> P
 
 
 def seeds_for(recipe: Recipe, arm: str, seeds: int) -> int:
-    """Effect claims are measured over `seeds` seeds; value-only arms over one."""
+    """Effect claims (and the fit claims of a recipe that fits over seeds) are measured over
+    `seeds` seeds; value-only arms over one."""
+    if recipe.fit_over_seeds and any(c.kind == "fit" for c in recipe.claims):
+        return seeds
     effect = any(c.kind == "effect" and arm in (c.arm, c.baseline) for c in recipe.claims)
     return seeds if effect else 1
 
 
+ARM_REF = "arm:"
+
+
+def arm_references(cfg: Any, prefix: str = "") -> dict[str, str]:
+    """{config key: arm} of the config's "arm:NAME" values (runs this config builds on)."""
+    refs: dict[str, str] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            refs.update(arm_references(value, f"{prefix}{f.name}."))
+        elif isinstance(value, str) and value.startswith(ARM_REF):
+            refs[prefix + f.name] = value[len(ARM_REF):]
+    return refs
+
+
+def resolved_config(recipe: Recipe, scale: str, arm: str, seed: int, out: Path) -> Any:
+    """The arm's config with each "arm:NAME" replaced by that arm's run directory."""
+    cfg = recipe.arm_config(scale, arm)
+    refs = arm_references(cfg)
+    return apply_overrides(cfg, {key: str(run_dir_for(out, recipe, scale, dep, seed))
+                                 for key, dep in refs.items()})
+
+
+def dependencies(recipe: Recipe, scale: str, arm: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """The arms `arm` builds on, directly or not, each before those that build on it."""
+    if arm in seen:
+        raise UserError(f"recipe {recipe.name!r}: arms {' -> '.join((*seen, arm))} build on "
+                        f"each other in a cycle")
+    order: list[str] = []
+    for dep in arm_references(recipe.arm_config(scale, arm)).values():
+        try:
+            recipe.arm_overrides(scale, dep)
+        except KeyError:
+            raise UserError(f"recipe {recipe.name!r}: arm {arm!r} builds on unknown arm "
+                            f"{dep!r}") from None
+        for a in (*dependencies(recipe, scale, dep, (*seen, arm)), dep):
+            if a not in order:
+                order.append(a)
+    return order
+
+
 def ensure_run(recipe: Recipe, scale: str, arm: str, seed: int, out: Path,
                device: torch.device, console: Console) -> dict:
-    """Train the run unless an identical finished one exists; resume an unfinished one."""
-    cfg = recipe.arm_config(scale, arm)
+    """Train the run unless an identical finished one exists; resume an unfinished one. The
+    runs it builds on are ensured first."""
+    for dep in dependencies(recipe, scale, arm):
+        ensure_run(recipe, scale, dep, seed, out, device, console)
+    cfg = resolved_config(recipe, scale, arm, seed, out)
     run_dir = run_dir_for(out, recipe, scale, arm, seed)
     summary_path = run_dir / SUMMARY_FILE
     if summary_path.exists():
@@ -109,15 +161,25 @@ def ensure_runs(recipe: Recipe, scale: str, wanted: Sequence[tuple[str, int]], o
     if jobs <= 1 or len(wanted) <= 1:
         return {(arm, seed): ensure_run(recipe, scale, arm, seed, out, device, console)
                 for arm, seed in wanted}
+    # in waves: the runs others build on (depth 0) first, then those built on them, ...
+    depth: dict[str, int] = {}
+    for arm in dict.fromkeys(a for a, _ in wanted):
+        for a in (*dependencies(recipe, scale, arm), arm):
+            depth[a] = max((depth[d] + 1 for d in dependencies(recipe, scale, a)), default=0)
+    runs = list(dict.fromkeys((a, seed) for arm, seed in wanted
+                              for a in (*dependencies(recipe, scale, arm), arm)))
     threads = max(1, torch.get_num_threads() // jobs)
-    console.print(f"  training {len(wanted)} runs, {jobs} at a time, {threads} thread(s) each")
+    console.print(f"  training {len(runs)} runs, {jobs} at a time, {threads} thread(s) each")
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=torch.set_num_threads, initargs=(threads,))
+    done: dict[tuple[str, int], dict] = {}
     try:
-        futures = {(arm, seed): pool.submit(_ensure_run_job, recipe.name, scale, arm, seed,
-                                            str(out), str(device))
-                   for arm, seed in wanted}
-        return {key: future.result() for key, future in futures.items()}
+        for wave in range(max(depth.values()) + 1):
+            futures = {(arm, seed): pool.submit(_ensure_run_job, recipe.name, scale, arm, seed,
+                                                str(out), str(device))
+                       for arm, seed in runs if depth[arm] == wave}
+            done.update({key: future.result() for key, future in futures.items()})
+        return {key: done[key] for key in wanted}
     finally:  # on an error or Ctrl-C, start no further runs (the running ones checkpoint)
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -48,6 +48,11 @@ class TrainConfig:
     checkpoint_every: int = 0        # 0: only at the end (and on Ctrl-C)
     amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False            # torch.compile the model
+    # a run directory whose trained weights initialise the model (fine-tuning; parameters of the
+    # same name and shape are copied, the rest keep their fresh init). In a recipe's arms,
+    # "arm:NAME" names the run of arm NAME at the same scale and seed, which `reproduce` trains
+    # first (any string field of a config may hold such a reference).
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "log_every", "plateau_patience"):
@@ -119,6 +124,8 @@ class Recipe:
     arms: Mapping[str, Mapping[str, Any]] = {}
     # How each scale preset's setting differs from the paper's, printed with its results.
     scale_notes: Mapping[str, str] = {}
+    # fit claims measured over `reproduce --seeds` seeds (a sweep's fit uses one seed a point)
+    fit_over_seeds: bool = False
 
     def scales(self) -> dict[str, Any]:
         """The scale presets: `smoke` (seconds), `quick` (a CPU in minutes), `paper`."""

@@ -92,14 +92,33 @@ def find_checkpoint(directory: str | os.PathLike) -> Path | None:
     return None
 
 
-def load_weights(directory: str | os.PathLike, model: nn.Module) -> None:
-    path = Path(directory) / MODEL_FILE
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
-        weights = load_file(str(path))
+        return load_file(str(path))
     except Exception as e:
         raise UserError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}); delete it and run again"
                         ) from None
+
+
+def load_matching_weights(directory: str | os.PathLike, model: nn.Module) -> list[str]:
+    """Copy the checkpoint's tensors into the model's parameters and buffers of the same name
+    and shape (fine-tuning from another run: a new head keeps its fresh init); returns the names
+    copied. None in common is an error: the checkpoint is of another model."""
+    path = Path(directory) / MODEL_FILE
+    weights = _read_weights(path)
+    own = model.state_dict()
+    copied = [k for k, v in weights.items() if k in own and own[k].shape == v.shape]
+    if not copied:
+        raise UserError(f"checkpoint {path} shares no parameter with this model; train.init_from "
+                        f"must name a run of a compatible model")
+    model.load_state_dict({k: weights[k] for k in copied}, strict=False)
+    return copied
+
+
+def load_weights(directory: str | os.PathLike, model: nn.Module) -> None:
+    path = Path(directory) / MODEL_FILE
+    weights = _read_weights(path)
     missing, unexpected = _diff_keys(model.state_dict().keys(), weights.keys())
     if missing or unexpected:
         raise UserError(f"checkpoint {path} does not fit this model (missing {missing[:3]}, "

@@ -37,6 +37,7 @@ from sutskever.train.checkpoint import (
     atomic_write_text,
     find_checkpoint,
     finite_json,
+    load_matching_weights,
     load_state,
     load_weights,
     save_checkpoint,
@@ -105,6 +106,8 @@ def train(recipe: Recipe, cfg: Any, run_dir: str | Path, spec: RunSpec, *,
                         f"to write a new one elsewhere")
     torch.manual_seed(spec.seed)
     model = recipe.build_model(cfg).to(device)  # a bad config fails here, before any file
+    if tcfg.init_from and not resume:
+        _init_from(model, Path(tcfg.init_from), console if rk.main else None)
     data = recipe.build_data(cfg, spec.seed)
     if rk.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,18 @@ def evaluate_run(recipe: Recipe, model: torch.nn.Module, cfg: Any, data: RecipeD
     except Exception as e:  # a figure must never cost a run its results
         print(f"warning: could not draw plots for {run_dir}: {e}")
     return {"split": split, "metrics": metrics}
+
+
+def _init_from(model: torch.nn.Module, run_dir: Path, console: Console | None) -> None:
+    """Start from the weights of the finished run in `run_dir` (train.init_from)."""
+    checkpoint = find_checkpoint(run_dir / CHECKPOINT_DIR)
+    if checkpoint is None:
+        raise UserError(f"train.init_from={run_dir}: no checkpoint there; name the directory of "
+                        f"a trained run")
+    copied = load_matching_weights(checkpoint, model)
+    if console is not None:
+        n = len(model.state_dict())
+        console.print(f"  initialised {len(copied)} of {n} tensors from {run_dir}")
 
 
 def _check_same_run(run_dir: Path, record: dict) -> None:
