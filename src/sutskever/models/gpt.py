@@ -57,11 +57,17 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)  # writes the residual
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: list[Tensor] | None = None) -> Tensor:
         B, T, d = x.shape
         # (B, T, 3d) -> 3 x (B, H, T, d/H)
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        if cache is not None:  # decoding: keys and values of the earlier positions are kept
+            if cache:
+                if T != 1:
+                    raise ValueError("a filled key/value cache takes one new token at a time")
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))
 
@@ -85,8 +91,8 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x)))
+    def forward(self, x: Tensor, cache: list[Tensor] | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -115,26 +121,38 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, 0.0, residual_std if name.endswith("proj.weight") else 0.02)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        T = tokens.shape[1]
+    def forward(self, tokens: Tensor, caches: list[list[Tensor]] | None = None) -> Tensor:
+        """`caches` (one list per block, empty at first) keep each layer's keys and values for
+        decoding: the first call reads the prompt, each later call one new token."""
+        start = caches[0][0].shape[2] if caches and caches[0] else 0
+        T = start + tokens.shape[1]
         if T > self.cfg.context:
             raise ValueError(f"sequence of {T} tokens is longer than the context "
                              f"{self.cfg.context}")
-        x = self.drop(self.wte(tokens) + self.wpe.weight[:T])
-        for block in self.blocks:
-            x = block(x)
+        x = self.drop(self.wte(tokens) + self.wpe.weight[start:T])
+        for i, block in enumerate(self.blocks):
+            x = block(x, caches[i] if caches is not None else None)
         return self.head(self.ln_f(x))
 
     @torch.no_grad()
     def generate(self, tokens: Tensor, n_new: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 stop: int | None = None) -> Tensor:
         """Append `n_new` sampled tokens to each row of `tokens` (B, T0); temperature 0 is greedy.
+        With `stop`, end early once every row has produced that token.
 
-        Each step re-reads at most the last `context` tokens (no key/value cache: the models
-        here are small and the code stays one line).
+        Keys and values are cached while the sequence fits the context; beyond it each step
+        re-reads the last `context` tokens.
         """
+        caches: list[list[Tensor]] | None = [[] for _ in self.blocks]
+        done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
         for _ in range(n_new):
-            logits = self(tokens[:, -self.cfg.context:])[:, -1].float()  # (B, V)
+            if caches is not None and tokens.shape[1] <= self.cfg.context:
+                new = tokens if not caches[0] else tokens[:, -1:]
+                logits = self(new, caches)[:, -1].float()  # (B, V)
+            else:
+                caches = None
+                logits = self(tokens[:, -self.cfg.context:])[:, -1].float()
             if temperature == 0:
                 nxt = logits.argmax(-1, keepdim=True)
             else:
@@ -144,6 +162,10 @@ class GPT(nn.Module):
                     logits = logits.masked_fill(logits < kth, -math.inf)
                 nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
             tokens = torch.cat([tokens, nxt], dim=1)
+            if stop is not None:
+                done |= nxt[:, 0] == stop
+                if bool(done.all()):
+                    break
         return tokens
 
 

@@ -1,0 +1,96 @@
+"""A verifiable task family: arithmetic expressions solved in written steps.
+
+A problem is an expression of `ops` + 1 single-digit operands joined by +, - and *, e.g.
+`3+5*2-4=`. Its solution rewrites the expression one operation at a time, multiplications first
+and then left to right, as a pupil would, and ends with the value:
+
+    3+5*2-4=3+10-4=13-4=9
+
+`ops` is the difficulty knob (the number of written steps). The verifier checks only the final
+answer (the number after the last `=`), exactly, as GSM8K-style graders do; a malformed answer is
+wrong. Problems are a pure function of a seed, so a finite training set, fresh test sets and the
+problems of synthetic data never depend on anything but their seeds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+VOCAB = "\n0123456789+-*="  # token id = index; "\n" ends a solution
+END = 0
+PAD = len(VOCAB)            # padding id beyond the vocabulary (never a target)
+N_VOCAB = len(VOCAB) + 1
+_ID = {c: i for i, c in enumerate(VOCAB)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str    # "3+5*2-4="
+    answer: int    # 9
+    ops: int       # difficulty: the number of operations
+
+    @property
+    def solution(self) -> str:
+        """The written steps after the prompt's "=", ending with the answer."""
+        return "=".join(steps(self.prompt[:-1])[1:])
+
+
+def steps(expression: str) -> list[str]:
+    """The expression, then each rewrite: every multiplication first (left to right), then the
+    additions and subtractions left to right; the last entry is the value."""
+    tokens = _tokens(expression)
+    out = [expression]
+    while len(tokens) > 1:
+        i = tokens.index("*") if "*" in tokens else 1
+        a, op, b = int(tokens[i - 1]), tokens[i], int(tokens[i + 1])
+        value = a * b if op == "*" else a + b if op == "+" else a - b
+        tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2:]
+        out.append("".join(tokens))
+    return out
+
+
+def _tokens(expression: str) -> list[str]:
+    """"3+5*2-4" -> ["3", "+", "5", "*", "2", "-", "4"]; a leading "-" belongs to the number."""
+    return re.findall(r"(?<!\d)-?\d+|[+\-*]", expression)
+
+
+def evaluate_expression(expression: str) -> int:
+    return int(steps(expression)[-1])
+
+
+def make_problems(n: int, ops: int | tuple[int, ...], seed: int) -> list[Problem]:
+    """`n` random problems; `ops` one difficulty or several, cycled in turn."""
+    levels = (ops,) if isinstance(ops, int) else tuple(ops)
+    rng = np.random.default_rng([seed, 7919])
+    problems = []
+    for i in range(n):
+        k = levels[i % len(levels)]
+        digits = rng.integers(1, 10, k + 1)
+        symbols = rng.choice(list("+-*"), k)
+        expression = str(digits[0]) + "".join(f"{s}{d}" for s, d in zip(symbols, digits[1:],
+                                                                         strict=True))
+        problems.append(Problem(expression + "=", evaluate_expression(expression), k))
+    return problems
+
+
+def answer_of(solution: str) -> int | None:
+    """The final answer a generated solution states (None: none, or malformed)."""
+    text = solution.split("\n", 1)[0]
+    last = text.rsplit("=", 1)[-1]
+    return int(last) if re.fullmatch(r"-?\d+", last) else None
+
+
+def verify(problem: Problem, solution: str) -> bool:
+    """The exact verifier: the solution's final answer equals the problem's value."""
+    return answer_of(solution) == problem.answer
+
+
+def encode(text: str) -> list[int]:
+    return [_ID[c] for c in text]
+
+
+def decode(ids: list[int]) -> str:
+    return "".join(VOCAB[i] if i < len(VOCAB) else "" for i in ids)

@@ -1,0 +1,505 @@
+"""Inference-time compute on a GPT trained on finite, verifiable data.
+
+A small GPT learns written arithmetic (`sutskever.data.arithmetic`) from a finite training set,
+then spends test-time compute on fresh problems of each difficulty (the number of operations):
+
+- greedy decoding;
+- N samples with majority vote over their final answers (self-consistency, Wang et al. 2022);
+- best-of-N chosen by the exact verifier: the expected oracle, pass@k (Chen et al.'s unbiased
+  estimator over the N samples);
+- best-of-N chosen by a learned verifier (Cobbe et al. 2021 in miniature): logistic regression on
+  the generator's own features of a sampled solution (its final hidden state averaged over the
+  solution, the mean and lowest token log-probability, the length), fitted on the model's samples
+  for fresh problems labelled by the checker.
+
+FLOPs are counted with the GPT's FLOPs per token: training 6N + 6LTd per token (`flops_per_token`)
+times the tokens trained on; inference a third of that per token read or generated. Total
+FLOPs = training + inference over `task.served` problems, the deployment a model is trained for.
+
+Claims (all measured over seeds; the difficulty and N of each fixed before running):
+majority vote beats greedy and rises with N, then saturates; the learned verifier beats majority
+vote at moderate N; at matched total FLOPs a smaller model with majority vote over samples beats
+a 4x larger model decoding greedily on problems of moderate difficulty (Snell et al. 2024's shape).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sutskever.data import arithmetic as ar
+from sutskever.evaluate.sampling import best_of, majority_vote, pass_at_k
+from sutskever.models.gpt import GPT, GPTConfig, count_params, flops_per_token
+from sutskever.recipes import register
+from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    ops: tuple[int, ...] = (1, 2, 3, 4)  # difficulties: operations per problem
+    train_problems: int = 2000           # the finite training set (the same for every seed)
+    data_seed: int = 0                   # seeds the problems; run seeds seed the training
+    test_problems: int = 100             # fresh problems per difficulty
+    samples: int = 16                    # N: samples per test problem (0: greedy only)
+    temperature: float = 1.0
+    verifier_problems: int = 100         # fresh problems whose samples train the verifier
+    served: float = 1e6                  # problems a deployment answers (total FLOPs)
+
+
+@dataclass(frozen=True)
+class ArithmeticConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: GPTConfig = field(default_factory=GPTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _model(layers: int, width: int, heads: int) -> GPTConfig:
+    return GPTConfig(vocab_size=ar.N_VOCAB, context=64, n_layer=layers, n_head=heads,
+                     d_model=width, bias=False)
+
+
+def _adam(steps: int, batch: int, lr: float) -> TrainConfig:
+    return TrainConfig(optimizer="adamw", lr=lr, betas=(0.9, 0.99), weight_decay=0.1,
+                       batch_size=batch, steps=steps, schedule="cosine", warmup_steps=steps // 20,
+                       min_lr_ratio=0.1, clip_norm=1.0, log_every=50, checkpoint_every=500)
+
+
+SMOKE = ArithmeticConfig(
+    task=TaskConfig(ops=(1, 2), train_problems=200, test_problems=6, samples=4,
+                    verifier_problems=8),
+    model=_model(1, 16, 2), train=_adam(20, 16, 3e-3))
+QUICK = ArithmeticConfig(model=_model(2, 64, 4), train=_adam(1500, 32, 3e-3))
+PAPER = ArithmeticConfig(
+    task=TaskConfig(ops=(1, 2, 3, 4, 5, 6), train_problems=20000, test_problems=500,
+                    samples=64, verifier_problems=1000),
+    model=_model(6, 256, 8), train=_adam(20000, 64, 1e-3))
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def held_out_problems(task: TaskConfig) -> dict[int, list[ar.Problem]]:
+    return {k: ar.make_problems(task.test_problems, k, seed=task.data_seed * 1000 + 100 + k)
+            for k in task.ops}
+
+
+def finite_problems(task: TaskConfig) -> list[ar.Problem]:
+    """The finite training set: problems of every difficulty, none of them a test problem."""
+    held_out = {p.prompt for ps in held_out_problems(task).values() for p in ps}
+    return [p for p in ar.make_problems(task.train_problems, task.ops, seed=task.data_seed * 1000)
+            if p.prompt not in held_out]
+
+
+def verifier_set(task: TaskConfig) -> list[ar.Problem]:
+    return ar.make_problems(task.verifier_problems, task.ops, seed=task.data_seed * 1000 + 200)
+
+
+class SolvedProblems(RecipeData):
+    """Batches of worked problems (prompt and solution); the loss is on the solution only.
+    `examples` are (problem, solution) pairs: the finite set's own solutions, and any
+    synthetic ones."""
+
+    def __init__(self, examples: list[tuple[ar.Problem, str]], batch_size: int, seed: int,
+                 context: int, tests: dict[int, list[ar.Problem]]):
+        self.rows = []
+        for problem, solution in examples:
+            ids = ar.encode(problem.prompt + solution + "\n")
+            if len(ids) <= context + 1:  # a longer one cannot be trained on whole; skip it
+                self.rows.append((ids, len(problem.prompt)))
+        self.seed, self.B = seed, batch_size
+        super().__init__(steps_per_epoch=max(1, len(self.rows) // batch_size),
+                         splits={"test": tests})
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = np.random.default_rng([self.seed, step]).integers(0, len(self.rows), self.B)
+        return collate([self.rows[i] for i in pick])
+
+
+def collate(rows: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets), right-padded; targets are -100 on the prompt and the padding."""
+    width = max(len(ids) for ids, _ in rows) - 1
+    x = torch.full((len(rows), width), ar.PAD, dtype=torch.long)
+    y = torch.full((len(rows), width), -100, dtype=torch.long)
+    for r, (ids, prompt) in enumerate(rows):
+        t = torch.tensor(ids)
+        x[r, : len(ids) - 1] = t[:-1]
+        y[r, prompt - 1: len(ids) - 1] = t[prompt:]
+    return x, y
+
+
+# ---- sampling and verifying ---------------------------------------------------------------------
+@torch.no_grad()
+def solve(model: GPT, problems: list[ar.Problem], n: int, temperature: float,
+          generator: torch.Generator | None, chunk: int = 512) -> list[list[str]]:
+    """n solutions per problem (temperature 0: greedy, n must be 1)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[list[str]] = [[] for _ in problems]
+    by_length: dict[int, list[int]] = {}
+    for i, p in enumerate(problems):  # a batch shares one prompt length
+        by_length.setdefault(len(p.prompt), []).append(i)
+    for length, idx in by_length.items():
+        jobs = [i for i in idx for _ in range(n)]
+        for s in range(0, len(jobs), chunk):
+            part = jobs[s: s + chunk]
+            prompts = torch.tensor([ar.encode(problems[i].prompt) for i in part], device=device)
+            tokens = model.generate(prompts, model.cfg.context - length, temperature,
+                                    generator=generator, stop=ar.END)
+            for i, row in zip(part, tokens[:, length:].tolist(), strict=True):
+                out[i].append(ar.decode(row).split("\n", 1)[0])
+    return out
+
+
+@torch.no_grad()
+def features(model: GPT, problems: list[ar.Problem], solutions: list[list[str]]) -> torch.Tensor:
+    """Per sampled solution: the generator's final hidden state averaged over the solution's
+    tokens, its mean and lowest token log-probability, and its length (the learned verifier's
+    inputs)."""
+    model.eval()
+    hidden: list[torch.Tensor] = []
+    hook = model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
+    rows = [(ar.encode(p.prompt + s + "\n")[: model.cfg.context + 1], len(p.prompt))
+            for p, ss in zip(problems, solutions, strict=True) for s in ss]
+    feats = []
+    try:
+        for s in range(0, len(rows), 512):
+            x, y = collate(rows[s: s + 512])
+            hidden.clear()
+            logp = -F.cross_entropy(model(x).transpose(1, 2).float(), y, reduction="none")
+            mask = (y != -100).float()
+            count = mask.sum(1).clamp(min=1)
+            h = (hidden[0] * mask[..., None]).sum(1) / count[:, None]
+            mean_lp = (logp * mask).sum(1) / count
+            min_lp = torch.where(mask.bool(), logp, torch.zeros_like(logp)).min(1).values
+            feats.append(torch.cat([h, torch.stack([mean_lp, min_lp, count / 10], 1)], 1))
+    finally:
+        hook.remove()
+    return torch.cat(feats)
+
+
+class Verifier:
+    """Logistic regression with an L2 penalty on standardised features (L-BFGS)."""
+
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor, l2: float = 1e-2):
+        self.mu, self.sd = x.mean(0), x.std(0).clamp(min=1e-6)
+        z = (x - self.mu) / self.sd
+        self.w = torch.zeros(x.shape[1], requires_grad=True)
+        self.b = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.LBFGS([self.w, self.b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = (F.binary_cross_entropy_with_logits(z @ self.w + self.b, labels.float())
+                    + l2 * self.w.square().sum())
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return ((x - self.mu) / self.sd) @ self.w + self.b
+
+
+def sample_counts(n: int) -> list[int]:
+    """1, 2, 4, ... up to n."""
+    return [2 ** i for i in range(int(math.log2(n)) + 1)] if n else []
+
+
+# ---- the recipe ------------------------------------------------------------------------------
+class ArithmeticGPT(Recipe):
+    """The model, data and evaluation shared by the recipes on the arithmetic task."""
+
+    config_class = ArithmeticConfig
+
+    def build_model(self, cfg: ArithmeticConfig) -> nn.Module:
+        if cfg.model.vocab_size < ar.N_VOCAB:
+            raise ValueError(f"model.vocab_size must be at least {ar.N_VOCAB}")
+        return GPT(cfg.model)
+
+    def examples(self, cfg: Any, seed: int) -> list[tuple[ar.Problem, str]]:
+        return [(p, p.solution) for p in finite_problems(cfg.task)]
+
+    def build_data(self, cfg: Any, seed: int) -> SolvedProblems:
+        return SolvedProblems(self.examples(cfg, seed), cfg.train.batch_size, seed,
+                              cfg.model.context, held_out_problems(cfg.task))
+
+    def loss(self, model: nn.Module, batch: Any, cfg: Any) -> tuple[torch.Tensor, int]:
+        x, y = batch
+        loss = F.cross_entropy(model(x).flatten(0, 1).float(), y.flatten(), ignore_index=-100)
+        return loss, int((y != -100).sum())
+
+    def flops_per_sample(self, cfg: Any) -> float:
+        return flops_per_token(cfg.model)  # per target token (prompt tokens are not counted)
+
+    def evaluate(self, model: nn.Module, cfg: Any, data: RecipeData, split: str,
+                 full: bool = True) -> tuple[dict[str, float], list[dict]]:
+        assert isinstance(model, GPT)
+        was_training = model.training
+        tests: dict[int, list[ar.Problem]] = data.splits["test"]
+        metrics: dict[str, float] = {}
+        predictions: list[dict] = []
+        for k, problems in tests.items():
+            greedy = solve(model, problems, 1, 0.0, None)
+            metrics[f"greedy_o{k}"] = 100 * float(np.mean(
+                [ar.verify(p, s[0]) for p, s in zip(problems, greedy, strict=True)]))
+        metrics["greedy"] = float(np.mean([metrics[f"greedy_o{k}"] for k in tests]))
+        if full:
+            metrics["n_params"] = float(count_params(model))
+            metrics["flops_per_token"] = float(flops_per_token(cfg.model))
+            if cfg.task.samples:
+                predictions = self._sampled(model, cfg, tests, metrics)
+        model.train(was_training)
+        return metrics, predictions
+
+    def _sampled(self, model: GPT, cfg: Any, tests: dict[int, list[ar.Problem]],
+                 metrics: dict[str, float]) -> list[dict]:
+        task = cfg.task
+        generator = torch.Generator().manual_seed(12345)
+        # the learned verifier: the model's own samples for fresh problems, checked
+        vp = verifier_set(task)
+        vs = solve(model, vp, task.samples, task.temperature, generator)
+        labels = torch.tensor([ar.verify(p, s) for p, ss in zip(vp, vs, strict=True)
+                               for s in ss])
+        verifier = Verifier(features(model, vp, vs), labels) if 0 < labels.sum() < len(labels) \
+            else None
+        metrics["verifier_train_correct"] = 100 * float(labels.float().mean())
+        predictions = []
+        for k, problems in tests.items():
+            sols = solve(model, problems, task.samples, task.temperature, generator)
+            answers = [[ar.answer_of(s) for s in ss] for ss in sols]
+            correct = [[a == p.answer for a in aa] for p, aa in zip(problems, answers,
+                                                                     strict=True)]
+            scores = (verifier.score(features(model, problems, sols)).view(len(problems), -1)
+                      if verifier is not None else torch.zeros(len(problems), task.samples))
+            metrics[f"tokens_o{k}"] = float(np.mean([len(p.prompt) + len(s) + 1
+                                                     for p, ss in zip(problems, sols, strict=True)
+                                                     for s in ss]))
+            for n in sample_counts(task.samples):
+                maj = [majority_vote(aa[:n]) == p.answer for p, aa in zip(problems, answers,
+                                                                         strict=True)]
+                ver = [best_of(aa[:n], sc[:n].tolist()) == p.answer
+                       for p, aa, sc in zip(problems, answers, scores, strict=True)]
+                metrics[f"maj{n}_o{k}"] = 100 * float(np.mean(maj))
+                metrics[f"ver{n}_o{k}"] = 100 * float(np.mean(ver))
+                metrics[f"pass{n}_o{k}"] = 100 * float(np.mean(
+                    [pass_at_k(task.samples, sum(c), n) for c in correct]))
+            predictions += [{"input": p.prompt, "target": p.answer, "output": ss}
+                            for p, ss in zip(problems, sols, strict=True)]
+        for name in ("maj", "ver", "pass"):
+            for n in sample_counts(task.samples):
+                metrics[f"{name}{n}"] = float(np.mean([metrics[f"{name}{n}_o{k}"]
+                                                       for k in tests]))
+        return predictions
+
+
+# The arms: two model sizes on the same finite data and steps (the large one 4x the small's
+# non-embedding parameters: twice the width).
+ARMS: dict[str, dict[str, Any]] = {"small": {}, "large": {"model.d_model": 128}}
+MODERATE = 3  # the difficulty of the matched-FLOPs claim, fixed before any run
+SMOKE_ARMS = {"large": {"model.d_model": 32}}
+
+CLAIMS = (
+    Claim(id="majority-beats-greedy",
+          text="Self-consistency: majority vote over N samples answers more problems than "
+               "greedy decoding (small model, mean over difficulties, N = the preset's largest)",
+          kind="fit", metric="maj", arm="small", paper=17.9,
+          setting="Wang et al. report +17.9 points on GSM8K with a 540B model; here a 2 x 64 "
+                  "GPT on written arithmetic it learned from 2,000 problems"),
+    Claim(id="majority-saturates",
+          text="Majority-vote accuracy rises with N, then saturates: the gain from N/4 to N is "
+               "smaller than from 1 to N/4",
+          kind="fit", metric="maj", arm="small", paper=None,
+          setting="the papers show the curve flattening past ~10-40 samples on GSM8K; here "
+                  "N = 1..16 on arithmetic"),
+    Claim(id="verifier-beats-majority",
+          text="A learned verifier picks better than majority vote at moderate N (4 and 8 "
+               "samples, small model, mean over difficulties)",
+          kind="fit", metric="ver", arm="small", paper=None,
+          setting="Cobbe et al. fine-tune a 6B/175B verifier on GSM8K; ours is logistic "
+                  "regression on the generator's own features, fitted to its checked samples"),
+    Claim(id="samples-beat-size",
+          text="At matched total FLOPs (training + serving task.served problems), the small model "
+               "with majority vote beats the 4x larger model's greedy decoding on problems of "
+               "moderate difficulty (3 operations)",
+          kind="fit", metric="maj", arm="small", paper=14.0,
+          setting="Snell et al.: test-time compute matches a 14x larger model on moderate "
+                  "problems (PaLM 2, MATH); here 2 x 64 vs 2 x 128 GPTs on arithmetic; FLOPs "
+                  "counted, not timed"),
+)
+
+
+@register
+class InferenceCompute(ArithmeticGPT):
+    name = "inference-compute"
+    title = "Inference-time compute: self-consistency, verifiers, and samples vs model size"
+    authors = "Wang et al. 2022; Cobbe et al. 2021; Snell, Lee, Xu, Kumar 2024"
+    year = 2024
+    arxiv = "2408.03314"
+    data_note = "generated arithmetic problems with written steps, checked exactly; a finite " \
+                "training set of 2,000 problems"
+    claims = CLAIMS
+    arms = ARMS
+    fit_over_seeds = True
+    scale_notes = {
+        "quick": "2 x 64 (small) and 2 x 128 (large) GPTs, 1,500 steps of 32 problems from a "
+                 "finite set of 2,000 with 1-4 operations; 100 test problems per difficulty, "
+                 "16 samples at temperature 1; the papers use 8B-540B models on GSM8K and MATH",
+        "paper": "6 x 256 and 6 x 512 GPTs, 20,000 problems with 1-6 operations, 64 samples; "
+                 "still arithmetic, not the papers' benchmarks",
+        "smoke": "a tiny model trained for seconds: for tests, not for results",
+    }
+
+    def scales(self) -> dict[str, Any]:
+        return {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
+
+    def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
+        if scale == "smoke" and arm in SMOKE_ARMS:
+            return SMOKE_ARMS[arm]
+        if scale == "paper" and arm == "large":
+            return {"model.d_model": 512}
+        return dict(self.arms[arm])
+
+    def claim_arms(self, scale: str, claims: Any) -> list[str]:
+        return ["small", "large"]
+
+    def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
+                     out_dir: Any) -> list[Any]:
+        cfg = self.scale(scale)
+        out = Path(out_dir) / f"compute-{scale}"
+        table = write_table(out, summaries)
+        plot_curves(out, summaries, cfg)
+        return [score(c, summaries, cfg) for c in claims] if table else []
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+def _metric(summaries: list[dict], key: str) -> list[float]:
+    return [s["metrics"][key] for s in summaries]
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else \
+        f"{values[0]:.1f}"
+
+
+def total_flops(summary: dict, ops: int, n: int, served: float) -> float:
+    """Training FLOPs + serving `served` problems of `ops` operations with n samples each."""
+    fpt = summary["metrics"]["flops_per_token"]
+    trained = summary["samples_per_s"] * summary["train_time_s"]  # target tokens trained on
+    return fpt * trained + served * n * summary["metrics"][f"tokens_o{ops}"] * fpt / 3
+
+
+def score(claim: Claim, summaries: dict[str, list[dict]], cfg: ArithmeticConfig) -> Any:
+    from sutskever.reproduce import ClaimResult
+
+    small, large = summaries["small"], summaries["large"]
+    counts = sample_counts(cfg.task.samples)
+    big = counts[-1]
+    quarter = counts[max(0, len(counts) - 3)]
+    seeds = len(small)
+    if claim.id == "majority-beats-greedy":
+        maj, greedy = _metric(small, f"maj{big}"), _metric(small, "greedy")
+        diff = [a - b for a, b in zip(maj, greedy, strict=True)]
+        ours = f"maj@{big} {_fmt(maj)} vs greedy {_fmt(greedy)} (Δ {_fmt(diff)} points)"
+        criterion, holds = f"mean Δ > 0 over {seeds} seed(s)", float(np.mean(diff)) > 0
+        paper = "+17.9 points"
+    elif claim.id == "majority-saturates":
+        curve = [float(np.mean(_metric(small, f"maj{n}"))) for n in counts]
+        early = curve[counts.index(quarter)] - curve[0]
+        late = curve[-1] - curve[counts.index(quarter)]
+        ours = ("maj@" + ", ".join(f"{n}: {v:.1f}" for n, v in zip(counts, curve, strict=True))
+                + f"; gain 1->{quarter}: {early:+.1f}, {quarter}->{big}: {late:+.1f}")
+        criterion = f"gain 1->{quarter} > 0 and gain {quarter}->{big} < gain 1->{quarter}"
+        holds, paper = early > 0 and late < early, "rises, then flat"
+    elif claim.id == "verifier-beats-majority":
+        ns = [n for n in (4, 8) if n in counts] or [big]
+        ver = [float(np.mean([s["metrics"][f"ver{n}"] for n in ns])) for s in small]
+        maj = [float(np.mean([s["metrics"][f"maj{n}"] for n in ns])) for s in small]
+        diff = [a - b for a, b in zip(ver, maj, strict=True)]
+        ours = (f"verifier {_fmt(ver)} vs majority {_fmt(maj)} at N = "
+                f"{', '.join(map(str, ns))} (Δ {_fmt(diff)} points)")
+        criterion, holds = f"mean Δ > 0 over {seeds} seed(s)", float(np.mean(diff)) > 0
+        paper = "verifier > majority"
+    else:  # samples-beat-size
+        ops = MODERATE if MODERATE in cfg.task.ops else cfg.task.ops[-1]
+        budget = float(np.mean([total_flops(s, ops, 1, cfg.task.served) for s in large]))
+        affordable = [n for n in counts
+                      if np.mean([total_flops(s, ops, n, cfg.task.served) for s in small])
+                      <= budget]
+        n = affordable[-1] if affordable else 1
+        maj = _metric(small, f"maj{n}_o{ops}")
+        greedy = _metric(large, f"greedy_o{ops}")
+        diff = [a - b for a, b in zip(maj, greedy, strict=True)]
+        ratio = (float(np.mean(_metric(large, "n_params")))
+                 / float(np.mean(_metric(small, "n_params"))))
+        small_flops = np.mean([total_flops(s, ops, n, cfg.task.served) for s in small])
+        ours = (f"{ops} ops: small ({ratio:.1f}x fewer params) maj@{n} {_fmt(maj)} at "
+                f"{small_flops:.3g} FLOPs vs large greedy {_fmt(greedy)} at {budget:.3g} FLOPs "
+                f"(Δ {_fmt(diff)} points)")
+        criterion = (f"N = the most samples within the large model's FLOPs ({n}); "
+                     f"mean Δ > 0 over {seeds} seed(s)")
+        holds = bool(affordable) and float(np.mean(diff)) > 0
+        paper = "matches a 14x larger model"
+    return ClaimResult(claim.id, claim.text, claim.kind, paper, ours, criterion, bool(holds),
+                       claim.setting, seeds, [])
+
+
+def write_table(out: Path, summaries: dict[str, list[dict]]) -> bool:
+    """accuracy.csv: every metric of every arm, mean and spread over seeds."""
+    if not all(s.get("metrics") for runs in summaries.values() for s in runs):
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "accuracy.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "metric", "mean", "std", "seeds"])
+        for arm, runs in summaries.items():
+            for key in runs[0]["metrics"]:
+                values = [s["metrics"][key] for s in runs if s["metrics"].get(key) is not None]
+                if values:
+                    w.writerow([arm, key, f"{np.mean(values):.4g}", f"{np.std(values):.3g}",
+                                len(values)])
+    return True
+
+
+def plot_curves(out: Path, summaries: dict[str, list[dict]], cfg: ArithmeticConfig) -> None:
+    """accuracy.png: accuracy against N (left) and against total FLOPs (right), per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = sample_counts(cfg.task.samples)
+    if not counts:
+        return
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for arm, style in (("small", "-"), ("large", "--")):
+        runs = summaries[arm]
+        for name, label in (("maj", "majority vote"), ("ver", "learned verifier"),
+                            ("pass", "oracle (pass@k)")):
+            mean = [np.mean(_metric(runs, f"{name}{n}")) for n in counts]
+            ax.plot(counts, mean, style, marker="o", label=f"{arm}: {label}")
+        ax.axhline(np.mean(_metric(runs, "greedy")), ls=style, color="grey", lw=1)
+        ops = MODERATE if MODERATE in cfg.task.ops else cfg.task.ops[-1]
+        flops = [np.mean([total_flops(s, ops, n, cfg.task.served) for s in runs])
+                 for n in counts]
+        bx.plot(flops, [np.mean(_metric(runs, f"maj{n}_o{ops}")) for n in counts], style,
+                marker="o", label=f"{arm}: majority vote, {ops} ops")
+        bx.scatter([np.mean([total_flops(s, ops, 1, cfg.task.served) for s in runs])],
+                   [np.mean(_metric(runs, f"greedy_o{ops}"))], marker="x", s=60,
+                   label=f"{arm}: greedy")
+    ax.set(xscale="log", xlabel="samples N", ylabel="accuracy (%)",
+           title="accuracy vs samples (grey: greedy)")
+    bx.set(xscale="log", xlabel=f"total FLOPs (training + {cfg.task.served:.0e} problems)",
+           ylabel="accuracy (%)", title="accuracy vs total FLOPs")
+    ax.legend(fontsize=7)
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=120)
+    plt.close(fig)

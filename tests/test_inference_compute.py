@@ -1,0 +1,104 @@
+"""The verifiable arithmetic task, test-time compute metrics, and cached GPT decoding."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from sutskever import recipes
+from sutskever.data import arithmetic as ar
+from sutskever.evaluate.sampling import best_of, majority_vote, pass_at_k
+from sutskever.models.gpt import GPT, GPTConfig
+from sutskever.recipes.inference_compute import (
+    Verifier,
+    collate,
+    finite_problems,
+    held_out_problems,
+)
+from sutskever.train import RunSpec, train
+
+
+def test_written_steps_follow_precedence_and_end_with_the_value() -> None:
+    assert ar.steps("3+5*2-4") == ["3+5*2-4", "3+10-4", "13-4", "9"]
+    assert ar.steps("3-9*2*2+1") == ["3-9*2*2+1", "3-18*2+1", "3-36+1", "-33+1", "-32"]
+    for p in ar.make_problems(300, (1, 2, 3, 4), seed=3):
+        assert p.answer == eval(p.prompt[:-1])  # noqa: S307 - digits and + - * only
+        assert p.solution.endswith(f"={p.answer}") or p.solution == str(p.answer)
+        assert p.prompt.count("+") + p.prompt.count("-") + p.prompt.count("*") == p.ops
+
+
+def test_verifier_on_right_wrong_and_malformed_answers() -> None:
+    p = ar.Problem("3+5*2-4=", 9, 3)
+    assert ar.verify(p, "3+10-4=13-4=9")
+    assert ar.verify(p, "9\nanything after the end")
+    assert not ar.verify(p, "3+10-4=13-4=8")
+    assert not ar.verify(p, "3+10-4=13-4=")  # no answer
+    assert not ar.verify(p, "3+10-4=9-")     # malformed
+    assert ar.verify(ar.Problem("1-9=", -8, 1), "-8")
+
+
+def test_problems_are_a_function_of_the_seed_and_the_test_set_is_held_out() -> None:
+    assert ar.make_problems(50, 2, seed=1) == ar.make_problems(50, 2, seed=1)
+    assert ar.make_problems(50, 2, seed=1) != ar.make_problems(50, 2, seed=2)
+    task = recipes.get("inference-compute").scale("quick").task
+    held_out = {p.prompt for ps in held_out_problems(task).values() for p in ps}
+    assert not held_out & {p.prompt for p in finite_problems(task)}
+
+
+def test_pass_at_k_equals_brute_force_enumeration() -> None:
+    for n, c, k in itertools.product(range(1, 7), range(7), range(1, 7)):
+        if c > n or k > n:
+            continue
+        draws = list(itertools.combinations([True] * c + [False] * (n - c), k))
+        assert math.isclose(pass_at_k(n, c, k), sum(any(d) for d in draws) / len(draws))
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+
+
+def test_majority_vote_ties_and_malformed_answers() -> None:
+    assert majority_vote([3, 5, 5, 3, 7]) == 3   # tie: the answer seen first
+    assert majority_vote([None, None, 4]) == 4   # malformed answers never win
+    assert majority_vote([None]) is None
+    assert best_of([1, 2, 3], [0.1, 0.9, 0.9]) == 2
+
+
+def test_collate_targets_only_the_solution() -> None:
+    ids = ar.encode("2+3=5\n")
+    x, y = collate([(ids, 4), (ar.encode("1*1=1\n"), 4)])
+    assert x[0].tolist() == ids[:-1]
+    assert y[0].tolist() == [-100, -100, -100, ar.encode("5")[0], ar.END]
+
+
+def test_learned_verifier_separates_separable_features() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g)
+    labels = x[:, 0] > 0
+    scores = Verifier(x, labels).score(x)
+    assert ((scores > 0) == labels).float().mean() > 0.95
+
+
+def test_cached_decoding_equals_recomputing_every_step() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=17, context=12, n_layer=2, n_head=2, d_model=16)).eval()
+    x = torch.randint(0, 17, (3, 4))
+    ref = x
+    for _ in range(14):  # past the context, where decoding slides the window
+        ref = torch.cat([ref, model(ref[:, -12:])[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(model.generate(x, 14, temperature=0), ref)
+
+
+def test_smoke_run_reports_every_method(tmp_path: Path) -> None:
+    recipe = recipes.get("inference-compute")
+    cfg = recipe.configure("smoke")
+    summary = train(recipe, cfg, tmp_path, RunSpec(recipe.name, "smoke", {}, 0),
+                    device=torch.device("cpu"))
+    m = summary["metrics"]
+    for n in (1, 2, 4):
+        assert 0 <= m[f"maj{n}"] <= 100 and 0 <= m[f"ver{n}"] <= 100
+        assert 0 <= m[f"pass{n}_o1"] <= 100
+    assert m["pass1"] <= m["pass2"] <= m["pass4"]  # the estimator is monotone in k
+    assert (tmp_path / "predictions.jsonl").exists()
