@@ -24,6 +24,7 @@ def _load() -> None:
         alexnet,
         gpipe,
         gpt,
+        inference_compute,
         order_matters,
         pointer_networks,
         rnn_regularization,
