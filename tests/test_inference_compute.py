@@ -11,6 +11,7 @@ import torch
 
 from sutskever import recipes
 from sutskever.data import arithmetic as ar
+from sutskever.errors import UserError
 from sutskever.evaluate.sampling import best_of, majority_vote, pass_at_k
 from sutskever.models.gpt import GPT, GPTConfig
 from sutskever.recipes.inference_compute import (
@@ -102,3 +103,22 @@ def test_smoke_run_reports_every_method(tmp_path: Path) -> None:
         assert 0 <= m[f"pass{n}_o1"] <= 100
     assert m["pass1"] <= m["pass2"] <= m["pass4"]  # the estimator is monotone in k
     assert (tmp_path / "predictions.jsonl").exists()
+
+
+def test_synthetic_rounds_keep_only_verified_solutions(tmp_path: Path) -> None:
+    recipe = recipes.get("synthetic-data")
+    base = recipe.configure("smoke")
+    train(recipe, base, tmp_path / "base", RunSpec(recipe.name, "smoke", {}, 0),
+          device=torch.device("cpu"))
+    finite = len(recipe.examples(base, 0))
+    for mode in ("verified", "unverified"):
+        cfg = recipe.configure("smoke", [f"train.init_from={tmp_path / 'base'}",
+                                         f"synthetic.mode={mode}", "synthetic.problems=30",
+                                         "synthetic.round=1"])
+        extra = recipe.examples(cfg, 0)[finite:]
+        if mode == "verified":
+            assert all(ar.verify(p, s) for p, s in extra)
+        else:
+            assert len(extra) == 30
+    with pytest.raises(UserError, match="needs train.init_from"):
+        recipe.examples(recipe.configure("smoke", ["synthetic.mode=verified"]), 0)

@@ -30,6 +30,7 @@ def _load() -> None:
         rnn_regularization,
         scaling_laws,
         seq2seq,
+        synthetic_data,
     )
 
 
