@@ -31,6 +31,7 @@ def _load() -> None:
         scaling_laws,
         seq2seq,
         synthetic_data,
+        weak_to_strong,
     )
 
 
