@@ -39,6 +39,11 @@ The decoder's first input (START) is the END vector; later inputs are the slot v
 memories) of the elements pointed at before. Targets are slot sequences ending with END.
 
 Weights keep PyTorch's default initialisation (the paper does not give its own for this task).
+
+Output order (section 4.3, the 5-gram language model): `OrderedNgramLM` emits the words of an
+n-gram in a given order, each step told which position it emits, so that every order factorises
+the same joint distribution; `order_log_likelihoods` scores an n-gram under candidate orders and
+`choose_orders` picks one from the model's posterior over them (the paper's search over orders).
 """
 
 from __future__ import annotations
@@ -162,3 +167,95 @@ class ReadProcessWrite(nn.Module):
         d, (h, c) = self.decoder(x[:, None], (state["h"][None], state["c"][None]))  # (B, 1, H)
         logits = self._logits(state, d)[:, 0]  # (B, n+1)
         return F.log_softmax(logits, dim=-1), {**state, "h": h[0], "c": c[0]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Output order: a language model of 5-grams that emits the words in a chosen order (section 4.3)
+
+
+@dataclass(frozen=True)
+class OrderedNgramLMConfig:
+    vocab_size: int = 10_000  # words (the corpus's vocabulary)
+    n: int = 5  # words per n-gram (the paper: 5)
+    embed: int = 256  # word and position embeddings
+    hidden: int = 256  # LSTM units
+
+
+class OrderedNgramLM(nn.Module):
+    """An LSTM that emits the n words of an n-gram in a given order pi (a permutation of the
+    positions 0..n-1), each step told which position it emits:
+
+        p(w_1..w_n | pi) = prod_t p(w_{pi_t} | pi_t, (pi_s, w_{pi_s}) for s < t)
+
+    Step t reads x_t = [E(w_{pi_{t-1}}) + P(pi_{t-1}); Q(pi_t)] (START for t = 1), where E embeds
+    words, P the position of the word fed back and Q the position to emit now; the LSTM output is
+    a softmax over the vocabulary. Because every step names its position, each order is a
+    chain-rule factorisation of a joint distribution over all n-grams (so perplexities of
+    different orders compare), and with enough capacity and data every order could represent the
+    true joint: the orders differ in what is easy to learn, which is the paper's point (natural
+    order vs (5,1,3,4,2)).
+    """
+
+    def __init__(self, config: OrderedNgramLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        V, E, n = config.vocab_size, config.embed, config.n
+        self.word = nn.Embedding(V + 1, E)  # row V: START
+        self.fed_position = nn.Embedding(n + 1, E)  # row n: START
+        self.query_position = nn.Embedding(n, E)
+        self.lstm = nn.LSTM(2 * E, config.hidden, batch_first=True)
+        self.out = nn.Linear(config.hidden, V)
+
+    def forward(self, words: Tensor, orders: Tensor) -> Tensor:
+        """Teacher forcing: words (B, n) in their natural positions, orders (B, n) 0-based
+        -> logits (B, n, V) in emission order; the target of step t is words[b, orders[b, t]]."""
+        B, n = words.shape
+        emitted = words.gather(1, orders)  # (B, n): the words in the order they are emitted
+        start_w = words.new_full((B, 1), self.config.vocab_size)
+        start_p = orders.new_full((B, 1), n)
+        prev_w = torch.cat([start_w, emitted[:, :-1]], dim=1)  # (B, n)
+        prev_p = torch.cat([start_p, orders[:, :-1]], dim=1)  # (B, n)
+        x = torch.cat([self.word(prev_w) + self.fed_position(prev_p),
+                       self.query_position(orders)], dim=-1)  # (B, n, 2E)
+        h, _ = self.lstm(x)  # (B, n, H)
+        return self.out(h)  # (B, n, V)
+
+    def log_likelihood(self, words: Tensor, orders: Tensor) -> Tensor:
+        """log p(w_1..w_n | pi) of each n-gram (B,) under its order (B, n)."""
+        logits = self(words, orders).float()  # (B, n, V); float32 also under bf16 autocast
+        targets = words.gather(1, orders)  # (B, n)
+        # log softmax at the targets only: z_target - logsumexp(z), without a (B, n, V) copy
+        log_p = logits.gather(2, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
+        return log_p.sum(dim=1)
+
+
+@torch.no_grad()
+def order_log_likelihoods(model: OrderedNgramLM, words: Tensor, candidates: Tensor,
+                          chunk: int = 512) -> Tensor:
+    """log p(w | pi) of every n-gram under each of its candidate orders: words (B, n),
+    candidates (B, K, n) or (K, n) shared by the batch -> (B, K)."""
+    B, n = words.shape
+    if candidates.dim() == 2:
+        candidates = candidates.expand(B, -1, -1)
+    K = candidates.shape[1]
+    flat_w = words[:, None].expand(B, K, n).reshape(B * K, n)
+    flat_o = candidates.reshape(B * K, n)
+    out = torch.cat([model.log_likelihood(flat_w[i:i + chunk], flat_o[i:i + chunk])
+                     for i in range(0, B * K, chunk)])
+    return out.view(B, K)
+
+
+def choose_orders(log_scores: Tensor, how: str = "argmax",
+                  uniform: Tensor | None = None) -> Tensor:
+    """Which of its K candidate orders (B,) each n-gram gets, from the log of its unnormalised
+    posterior over them (B, K), log p(w | pi) + log q(pi) (under a uniform prior q, just the
+    log-likelihoods): the posterior's mode ("argmax") or a sample from it ("sample", by
+    inverting its CDF at `uniform` (B,), values in [0, 1))."""
+    if how == "argmax":
+        return log_scores.argmax(dim=1)
+    if how == "sample":
+        if uniform is None:
+            raise ValueError("sampling an order needs `uniform` (B,) in [0, 1)")
+        cdf = log_scores.softmax(dim=1).cumsum(dim=1)  # (B, K)
+        return (cdf < uniform[:, None]).sum(dim=1).clamp_max(cdf.shape[1] - 1)
+    raise ValueError(f"how must be 'argmax' or 'sample', got {how!r}")
