@@ -122,3 +122,12 @@ def test_synthetic_rounds_keep_only_verified_solutions(tmp_path: Path) -> None:
             assert len(extra) == 30
     with pytest.raises(UserError, match="needs train.init_from"):
         recipe.examples(recipe.configure("smoke", ["synthetic.mode=verified"]), 0)
+
+
+def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
+    problems = ar.make_problems(100, (2, 3), seed=0, operators="+-")
+    assert not any("*" in p.prompt for p in problems)
+    recipe = recipes.get("inference-compute")
+    for bad in ("task.operators=/", "task.samples=3", "task.ops=0"):
+        with pytest.raises(UserError):
+            recipe.configure("smoke", [bad])

@@ -61,15 +61,19 @@ def evaluate_expression(expression: str) -> int:
     return int(steps(expression)[-1])
 
 
-def make_problems(n: int, ops: int | tuple[int, ...], seed: int) -> list[Problem]:
-    """`n` random problems; `ops` one difficulty or several, cycled in turn."""
+def make_problems(n: int, ops: int | tuple[int, ...], seed: int,
+                  operators: str = "+-*") -> list[Problem]:
+    """`n` random problems; `ops` one difficulty or several, cycled in turn; `operators` the
+    operations drawn from."""
+    if not operators or set(operators) - set("+-*"):
+        raise ValueError(f"operators must be drawn from '+-*', got {operators!r}")
     levels = (ops,) if isinstance(ops, int) else tuple(ops)
     rng = np.random.default_rng([seed, 7919])
     problems = []
     for i in range(n):
         k = levels[i % len(levels)]
         digits = rng.integers(1, 10, k + 1)
-        symbols = rng.choice(list("+-*"), k)
+        symbols = rng.choice(list(operators), k)
         expression = str(digits[0]) + "".join(f"{s}{d}" for s, d in zip(symbols, digits[1:],
                                                                          strict=True))
         problems.append(Problem(expression + "=", evaluate_expression(expression), k))

@@ -45,6 +45,7 @@ from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig
 @dataclass(frozen=True)
 class TaskConfig:
     ops: tuple[int, ...] = (1, 2, 3, 4)  # difficulties: operations per problem
+    operators: str = "+-*"               # the operations problems are drawn from
     train_problems: int = 2000           # the finite training set (the same for every seed)
     data_seed: int = 0                   # seeds the problems; run seeds seed the training
     test_problems: int = 100             # fresh problems per difficulty
@@ -52,6 +53,14 @@ class TaskConfig:
     temperature: float = 1.0
     verifier_problems: int = 100         # fresh problems whose samples train the verifier
     served: float = 1e6                  # problems a deployment answers (total FLOPs)
+
+    def __post_init__(self) -> None:
+        if not self.operators or set(self.operators) - set("+-*"):
+            raise ValueError(f"task.operators must be drawn from '+-*', got {self.operators!r}")
+        if not self.ops or min(self.ops) < 1:
+            raise ValueError(f"task.ops must be numbers of operations >= 1, got {self.ops}")
+        if self.samples & (self.samples - 1):
+            raise ValueError(f"task.samples must be 0 or a power of 2, got {self.samples}")
 
 
 @dataclass(frozen=True)
@@ -85,19 +94,22 @@ PAPER = ArithmeticConfig(
 
 # ---- data ----------------------------------------------------------------------------------------
 def held_out_problems(task: TaskConfig) -> dict[int, list[ar.Problem]]:
-    return {k: ar.make_problems(task.test_problems, k, seed=task.data_seed * 1000 + 100 + k)
+    return {k: ar.make_problems(task.test_problems, k, task.data_seed * 1000 + 100 + k,
+                                task.operators)
             for k in task.ops}
 
 
 def finite_problems(task: TaskConfig) -> list[ar.Problem]:
     """The finite training set: problems of every difficulty, none of them a test problem."""
     held_out = {p.prompt for ps in held_out_problems(task).values() for p in ps}
-    return [p for p in ar.make_problems(task.train_problems, task.ops, seed=task.data_seed * 1000)
+    return [p for p in ar.make_problems(task.train_problems, task.ops, task.data_seed * 1000,
+                                          task.operators)
             if p.prompt not in held_out]
 
 
 def verifier_set(task: TaskConfig) -> list[ar.Problem]:
-    return ar.make_problems(task.verifier_problems, task.ops, seed=task.data_seed * 1000 + 200)
+    return ar.make_problems(task.verifier_problems, task.ops, task.data_seed * 1000 + 200,
+                            task.operators)
 
 
 class SolvedProblems(RecipeData):

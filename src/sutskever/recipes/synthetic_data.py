@@ -137,7 +137,8 @@ class SyntheticData(ArithmeticGPT):
 
         _, _, _, model = load_model(cfg.train.init_from)
         problems = ar.make_problems(s.problems, cfg.task.ops,
-                                    seed=cfg.task.data_seed * 1000 + 300 + s.round)
+                                    seed=cfg.task.data_seed * 1000 + 300 + s.round,
+                                    operators=cfg.task.operators)
         generator = torch.Generator().manual_seed(seed * 1000 + s.round)
         sols = [ss[0] for ss in solve(model, problems, 1, s.temperature, generator)]
         kept = [(p, sol) for p, sol in zip(problems, sols, strict=True)
