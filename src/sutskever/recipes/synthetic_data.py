@@ -109,8 +109,9 @@ class SyntheticData(ArithmeticGPT):
     claims = CLAIMS
     arms = _arms()
     scale_notes = {
-        "quick": "inference-compute's quick small model; base 1,500 steps, then 3 rounds of 500 "
-                 "steps, each adding the previous model's solutions to 2,000 fresh problems",
+        "quick": "inference-compute's quick small model (4 x 64) and data; base 3,000 steps, then "
+                 "3 rounds of 1,000 steps, each adding the previous model's solutions to 2,000 "
+                 "fresh problems",
         "paper": "inference-compute's paper model and data; 3 rounds of 6,666 steps",
         "smoke": "a tiny model trained for seconds: for tests, not for results",
     }
