@@ -293,3 +293,22 @@ def test_build_rejects_bad_input(tmp_path: Path) -> None:
     untagged = make_tarball(tmp_path / "untagged.tgz", {"ca01": "The cat/nn\n"}, mtime=1)
     with pytest.raises(UserError, match="'The' in Brown file ca01 is not word/tag"):
         build.build(untagged, tmp_path / "out")
+
+
+@pytest.mark.parametrize("preset", ["small", "medium"])
+def test_paper_presets_run_unchanged_on_ptb_from_a_path(preset: str, tmp_path: Path) -> None:
+    """The paper's own configs, only data.path set, train on files in PTB's format (two steps of
+    the paper's 20 x 35 batches)."""
+    import torch
+
+    from sutskever import recipes
+    from sutskever.train import Interrupted, RunSpec, train
+
+    text = " ".join(f"w{i % 9999}" for i in range(20000)) + "\n"  # PTB's 10k words with <eos>
+    data = write(tmp_path / "ptb", {f"ptb.{s}.txt": text for s in ("train", "valid", "test")})
+    recipe = recipes.get("rnn-regularization")
+    cfg = recipe.configure(preset, [f"data.path={data}"])
+    with pytest.raises(Interrupted):
+        train(recipe, cfg, tmp_path / "run", RunSpec(recipe.name, preset, {}, 0),
+              device=torch.device("cpu"), stop_at=2)
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
