@@ -238,7 +238,8 @@ def _values(summaries: list[dict], metric: str) -> list[float]:
         raise KeyError(f"metric {metric!r} is missing from the run summaries") from None
 
 
-def _fmt(values: list[float]) -> str:
+def mean_spread(values: list[float]) -> str:
+    """`mean ± sample standard deviation` of per-seed values, as every claim reports them."""
     if any(math.isnan(v) for v in values):
         return "undefined"
     mean = statistics.fmean(values)
@@ -270,7 +271,7 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
             criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
                          f"{label} = {threshold:.4g}")
             paper = f"{claim.paper:g} ({label} {claim.paper_reference:g})"
-            ours_text = f"{_fmt(ours)} ({label} {ref_mean:.4g})"
+            ours_text = f"{mean_spread(ours)} ({label} {ref_mean:.4g})"
             bars = [{"label": "model", "paper": claim.paper, "mean": mean, "std": std},
                     {"label": label, "paper": claim.paper_reference, "mean": ref_mean,
                      "std": _stats(ref)[1]}]
@@ -283,7 +284,7 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
                 threshold = claim.factor * claim.paper
                 criterion = (f"{'≥' if claim.higher_is_better else '≤'} {claim.factor:g} × "
                              f"paper = {threshold:.4g}")
-            paper, ours_text = _paper(claim.paper), _fmt(ours)
+            paper, ours_text = _paper(claim.paper), mean_spread(ours)
             bars = [{"label": claim.metric, "paper": claim.paper, "mean": mean, "std": std}]
         holds = sign * (mean - threshold) >= 0
         return ClaimResult(claim.id, claim.text, claim.kind, paper, ours_text, criterion, holds,
@@ -299,7 +300,7 @@ def check_claim(claim: Claim, summaries: dict[str, list[dict]]) -> ClaimResult:
         claim.id, claim.text, claim.kind,
         paper=(f"{_paper(claim.paper)} vs {_paper(claim.paper_baseline)}"
                if claim.paper is not None else "-"),
-        ours=f"{_fmt(ours)} vs {_fmt(base)} (Δ {diff_mean:+.3g}{spread})",
+        ours=f"{mean_spread(ours)} vs {mean_spread(base)} (Δ {diff_mean:+.3g}{spread})",
         criterion=f"Δ > {claim.margin:g} over {len(diffs)} seed(s)",
         holds=holds, setting=claim.setting, seeds=len(diffs),
         bars=[{"label": claim.arm, "paper": claim.paper, "mean": mean, "std": std},

@@ -401,11 +401,6 @@ def _metric(summaries: list[dict], key: str) -> list[float]:
     return [s["metrics"][key] for s in summaries]
 
 
-def _fmt(values: list[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else \
-        f"{values[0]:.1f}"
-
-
 def total_flops(summary: dict, ops: int, n: int, served: float) -> float:
     """Training FLOPs + serving `served` problems of `ops` operations with n samples each."""
     fpt = summary["metrics"]["flops_per_token"]
@@ -415,6 +410,7 @@ def total_flops(summary: dict, ops: int, n: int, served: float) -> float:
 
 def score(claim: Claim, summaries: dict[str, list[dict]], cfg: ArithmeticConfig) -> Any:
     from sutskever.reproduce import ClaimResult
+    from sutskever.reproduce import mean_spread as fmt
 
     small, large = summaries["small"], summaries["large"]
     counts = sample_counts(cfg.task.samples)
@@ -424,7 +420,7 @@ def score(claim: Claim, summaries: dict[str, list[dict]], cfg: ArithmeticConfig)
     if claim.id == "majority-beats-greedy":
         maj, greedy = _metric(small, f"maj{big}"), _metric(small, "greedy")
         diff = [a - b for a, b in zip(maj, greedy, strict=True)]
-        ours = f"maj@{big} {_fmt(maj)} vs greedy {_fmt(greedy)} (Δ {_fmt(diff)} points)"
+        ours = f"maj@{big} {fmt(maj)} vs greedy {fmt(greedy)} (Δ {fmt(diff)} points)"
         criterion, holds = f"mean Δ > 0 over {seeds} seed(s)", float(np.mean(diff)) > 0
         paper = "+17.9 points"
     elif claim.id == "majority-saturates":
@@ -440,8 +436,8 @@ def score(claim: Claim, summaries: dict[str, list[dict]], cfg: ArithmeticConfig)
         ver = [float(np.mean([s["metrics"][f"ver{n}"] for n in ns])) for s in small]
         maj = [float(np.mean([s["metrics"][f"maj{n}"] for n in ns])) for s in small]
         diff = [a - b for a, b in zip(ver, maj, strict=True)]
-        ours = (f"verifier {_fmt(ver)} vs majority {_fmt(maj)} at N = "
-                f"{', '.join(map(str, ns))} (Δ {_fmt(diff)} points)")
+        ours = (f"verifier {fmt(ver)} vs majority {fmt(maj)} at N = "
+                f"{', '.join(map(str, ns))} (Δ {fmt(diff)} points)")
         criterion, holds = f"mean Δ > 0 over {seeds} seed(s)", float(np.mean(diff)) > 0
         paper = "verifier > majority"
     else:  # samples-beat-size
@@ -457,9 +453,9 @@ def score(claim: Claim, summaries: dict[str, list[dict]], cfg: ArithmeticConfig)
         ratio = (float(np.mean(_metric(large, "n_params")))
                  / float(np.mean(_metric(small, "n_params"))))
         small_flops = np.mean([total_flops(s, ops, n, cfg.task.served) for s in small])
-        ours = (f"{ops} ops: small ({ratio:.1f}x fewer params) maj@{n} {_fmt(maj)} at "
-                f"{small_flops:.3g} FLOPs vs large greedy {_fmt(greedy)} at {budget:.3g} FLOPs "
-                f"(Δ {_fmt(diff)} points)")
+        ours = (f"{ops} ops: small ({ratio:.1f}x fewer params) maj@{n} {fmt(maj)} at "
+                f"{small_flops:.3g} FLOPs vs large greedy {fmt(greedy)} at {budget:.3g} FLOPs "
+                f"(Δ {fmt(diff)} points)")
         criterion = (f"N = the most samples within the large model's FLOPs ({n}); "
                      f"mean Δ > 0 over {seeds} seed(s)")
         holds = bool(affordable) and float(np.mean(diff)) > 0
@@ -480,7 +476,8 @@ def write_table(out: Path, summaries: dict[str, list[dict]]) -> bool:
             for key in runs[0]["metrics"]:
                 values = [s["metrics"][key] for s in runs if s["metrics"].get(key) is not None]
                 if values:
-                    w.writerow([arm, key, f"{np.mean(values):.4g}", f"{np.std(values):.3g}",
+                    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+                    w.writerow([arm, key, f"{np.mean(values):.4g}", f"{spread:.3g}",
                                 len(values)])
     return True
 
