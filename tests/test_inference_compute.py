@@ -6,6 +6,7 @@ import itertools
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from sutskever.errors import UserError
 from sutskever.evaluate.sampling import best_of, majority_vote, pass_at_k
 from sutskever.models.gpt import GPT, GPTConfig
 from sutskever.recipes.inference_compute import (
+    SolvedProblems,
     Verifier,
     collate,
     finite_problems,
@@ -28,8 +30,23 @@ def test_written_steps_follow_precedence_and_end_with_the_value() -> None:
     assert ar.steps("3-9*2*2+1") == ["3-9*2*2+1", "3-18*2+1", "3-36+1", "-33+1", "-32"]
     for p in ar.make_problems(300, (1, 2, 3, 4), seed=3):
         assert p.answer == eval(p.prompt[:-1])  # noqa: S307 - digits and + - * only
-        assert p.solution.endswith(f"={p.answer}") or p.solution == str(p.answer)
+        assert p.solution().endswith(f"={p.answer}") or p.solution() == str(p.answer)
         assert p.prompt.count("+") + p.prompt.count("-") + p.prompt.count("*") == p.ops
+
+
+def test_random_order_solutions_are_correct_and_differ() -> None:
+    rng = np.random.default_rng(0)
+    # every rewrite of "7-5+2": the left pair (2+2), or the signed pair -5+2 = -3 (7-3)
+    assert {ar.solution_of("7-5+2", rng) for _ in range(50)} == {"2+2=4", "7-3=4"}
+    assert {ar.solution_of("3-9*2*2+1", rng) for _ in range(200)} >= {
+        "3-18*2+1=3-36+1=-33+1=-32", "3-9*4+1=3-36+1=3-35=-32"}
+    for p in ar.make_problems(300, (1, 2, 3, 4), seed=3):
+        lines = {p.solution(rng) for _ in range(30)}
+        for line in lines:  # every step keeps the value, and the last is the answer
+            assert all(ar.evaluate_expression(e) == p.answer for e in line.split("="))
+            assert line.endswith(f"={p.answer}") or line == str(p.answer)
+        if p.ops >= 3:
+            assert len(lines) > 1
 
 
 def test_verifier_on_right_wrong_and_malformed_answers() -> None:
@@ -72,6 +89,21 @@ def test_collate_targets_only_the_solution() -> None:
     x, y = collate([(ids, 4), (ar.encode("1*1=1\n"), 4)])
     assert x[0].tolist() == ids[:-1]
     assert y[0].tolist() == [-100, -100, -100, ar.encode("5")[0], ar.END]
+
+
+def test_random_order_batches_draw_a_fresh_correct_path_each_time() -> None:
+    problem = ar.make_problems(1, 4, seed=5, operators="+-")[0]
+    data = SolvedProblems([(problem, None)], batch_size=16, seed=0, context=64, tests={})
+    paths = set()
+    for step in range(4):
+        x, y = data.batch(step)
+        for row, target in zip(x.tolist(), y.tolist(), strict=True):
+            solution = ar.decode([t for t in target if t != -100])
+            assert ar.decode(row).startswith(problem.prompt)
+            assert solution.endswith("\n") and ar.verify(problem, solution)
+            paths.add(solution)
+    assert len(paths) > 1
+    assert data.batch(2)[0].equal(data.batch(2)[0])  # a batch is a function of the step
 
 
 def test_learned_verifier_separates_separable_features() -> None:
@@ -128,6 +160,6 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     problems = ar.make_problems(100, (2, 3), seed=0, operators="+-")
     assert not any("*" in p.prompt for p in problems)
     recipe = recipes.get("inference-compute")
-    for bad in ("task.operators=/", "task.samples=3", "task.ops=0"):
+    for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])

@@ -6,6 +6,11 @@ and then left to right, as a pupil would, and ends with the value:
 
     3+5*2-4=3+10-4=13-4=9
 
+A problem also has many other correct solutions: any multiplication may come next while there
+are any, and then any two neighbouring terms of the sum may be added (`7-5+2=7-3=4`).
+`solution(rng)` draws one of these at random, which gives a model several paths to one answer,
+the setting of self-consistency.
+
 `ops` is the difficulty knob (the number of written steps). The verifier checks only the final
 answer (the number after the last `=`), exactly, as GSM8K-style graders do; a malformed answer is
 wrong. Problems are a pure function of a seed, so a finite training set, fresh test sets and the
@@ -32,24 +37,42 @@ class Problem:
     answer: int    # 9
     ops: int       # difficulty: the number of operations
 
-    @property
-    def solution(self) -> str:
-        """The written steps after the prompt's "=", ending with the answer."""
-        return "=".join(steps(self.prompt[:-1])[1:])
+    def solution(self, rng: np.random.Generator | None = None) -> str:
+        """The written steps after the prompt's "=", ending with the answer: in the fixed
+        order, or, given `rng`, in an order drawn at random."""
+        return solution_of(self.prompt[:-1], rng)
 
 
-def steps(expression: str) -> list[str]:
-    """The expression, then each rewrite: every multiplication first (left to right), then the
-    additions and subtractions left to right; the last entry is the value."""
+def solution_of(expression: str, rng: np.random.Generator | None = None) -> str:
+    return "=".join(steps(expression, rng)[1:])
+
+
+def steps(expression: str, rng: np.random.Generator | None = None) -> list[str]:
+    """The expression, then each rewrite, the last entry being the value. Without `rng`: every
+    multiplication first (left to right), then the additions and subtractions left to right.
+    With `rng`: each rewrite is drawn uniformly from those allowed, any multiplication while
+    there are any, then any two neighbouring terms of the sum."""
     tokens = _tokens(expression)
     out = [expression]
     while len(tokens) > 1:
-        i = tokens.index("*") if "*" in tokens else 1
-        a, op, b = int(tokens[i - 1]), tokens[i], int(tokens[i + 1])
-        value = a * b if op == "*" else a + b if op == "+" else a - b
-        tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2:]
+        ops = [i for i, t in enumerate(tokens) if t == "*"] or list(range(1, len(tokens), 2))
+        i = ops[0] if rng is None else ops[int(rng.integers(len(ops)))]
+        tokens = _rewrite(tokens, i)
         out.append("".join(tokens))
     return out
+
+
+def _rewrite(tokens: list[str], i: int) -> list[str]:
+    """Carry out the operation at token i: a product, or the sum of two neighbouring signed
+    terms (`7-5+2`: -5+2 is -3, giving `7-3`)."""
+    a, op, b = int(tokens[i - 1]), tokens[i], int(tokens[i + 1])
+    if op == "*":
+        return tokens[: i - 1] + [str(a * b)] + tokens[i + 2:]
+    value = a + b if op == "+" else a - b
+    if i == 1:
+        return [str(value)] + tokens[3:]
+    value = (a if tokens[i - 2] == "+" else -a) + (b if op == "+" else -b)
+    return tokens[: i - 2] + ["+" if value >= 0 else "-", str(abs(value))] + tokens[i + 2:]
 
 
 def _tokens(expression: str) -> list[str]:

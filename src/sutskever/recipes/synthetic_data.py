@@ -35,7 +35,7 @@ from sutskever.recipes.inference_compute import (
     SMOKE,
     ArithmeticGPT,
     TaskConfig,
-    finite_problems,
+    finite_examples,
     solve,
 )
 
@@ -56,9 +56,11 @@ class SyntheticDataConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _scale(base: Any, problems: int) -> SyntheticDataConfig:
-    """inference-compute's scale preset (greedy evaluation only), with synthetic settings."""
-    return SyntheticDataConfig(task=dataclasses.replace(base.task, samples=0),
+def _scale(base: Any, problems: int, **task: Any) -> SyntheticDataConfig:
+    """inference-compute's scale preset (greedy evaluation only, solutions in the fixed order),
+    with synthetic settings."""
+    return SyntheticDataConfig(task=dataclasses.replace(base.task, samples=0, order="fixed",
+                                                        **task),
                                synthetic=SyntheticConfig(problems=problems), model=base.model,
                                train=base.train)
 
@@ -109,15 +111,15 @@ class SyntheticData(ArithmeticGPT):
     claims = CLAIMS
     arms = _arms()
     scale_notes = {
-        "quick": "inference-compute's quick small model (4 x 64) and data; base 3,000 steps, then "
-                 "3 rounds of 1,000 steps, each adding the previous model's solutions to 2,000 "
+        "quick": "inference-compute's quick small model (4 x 64), on a finite set of 2,000 problems "
+                 "solved in the fixed order; base 3,000 steps, then 3 rounds of 1,000 steps, each adding the previous model's solutions to 2,000 "
                  "fresh problems",
         "paper": "inference-compute's paper model and data; 3 rounds of 6,666 steps",
         "smoke": "a tiny model trained for seconds: for tests, not for results",
     }
 
     def scales(self) -> dict[str, Any]:
-        return {"smoke": _scale(SMOKE, 20), "quick": _scale(QUICK, 2000),
+        return {"smoke": _scale(SMOKE, 20), "quick": _scale(QUICK, 2000, train_problems=2000),
                 "paper": _scale(PAPER, 20000)}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
@@ -127,7 +129,7 @@ class SyntheticData(ArithmeticGPT):
         return overrides
 
     def examples(self, cfg: SyntheticDataConfig, seed: int) -> list[tuple[ar.Problem, str]]:
-        finite = [(p, p.solution) for p in finite_problems(cfg.task)]
+        finite = finite_examples(cfg.task)
         s = cfg.synthetic
         if s.mode == "none":
             return finite
