@@ -56,13 +56,13 @@ class SyntheticDataConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _scale(base: Any, problems: int, **task: Any) -> SyntheticDataConfig:
+def _scale(base: Any, problems: int, lr: float | None = None, **task: Any) -> SyntheticDataConfig:
     """inference-compute's scale preset (greedy evaluation only, solutions in the fixed order),
     with synthetic settings."""
     return SyntheticDataConfig(task=dataclasses.replace(base.task, samples=0, order="fixed",
                                                         **task),
                                synthetic=SyntheticConfig(problems=problems), model=base.model,
-                               train=base.train)
+                               train=dataclasses.replace(base.train, lr=lr or base.train.lr))
 
 
 ROUNDS = 3
@@ -119,7 +119,7 @@ class SyntheticData(ArithmeticGPT):
     }
 
     def scales(self) -> dict[str, Any]:
-        return {"smoke": _scale(SMOKE, 20), "quick": _scale(QUICK, 2000, train_problems=2000),
+        return {"smoke": _scale(SMOKE, 20), "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2),
                 "paper": _scale(PAPER, 20000)}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
