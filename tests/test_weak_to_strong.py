@@ -16,10 +16,13 @@ from sutskever.errors import UserError
 from sutskever.evaluate.weak_to_strong import (
     confidence_target,
     confidence_weight,
+    copied_errors,
     harden,
+    nt_xent,
     pgr,
     soft_cross_entropy,
 )
+from sutskever.recipes.weak_to_strong import augment
 from sutskever.reproduce import reproduce, run_dir_for
 from sutskever.train import RunSpec, train
 
@@ -52,6 +55,57 @@ def test_confidence_target_by_hand() -> None:
     assert torch.allclose(target.sum(1), torch.ones(2))
     # c = 0 is the naive loss's target
     assert torch.allclose(confidence_target(weak, strong_logits, 0.0), weak)
+
+
+def test_copied_errors_counts_the_same_wrong_class() -> None:
+    truth = torch.tensor([0, 1, 2, 3, 4])
+    weak = torch.tensor([0, 2, 1, 0, 4])     # wrong on examples 1, 2, 3
+    student = torch.tensor([0, 2, 2, 1, 4])  # repeats 1's mistake, right on 2, wrong anew on 3
+    assert copied_errors(student, weak, truth) == pytest.approx(1 / 3)
+    assert copied_errors(weak, weak, truth) == 1.0  # an imitator copies every mistake
+    assert math.isnan(copied_errors(student, truth, truth))  # no mistakes to copy
+
+
+def test_nt_xent_by_hand() -> None:
+    # two images, orthogonal projections, both views alike: each view's partner has cosine 1,
+    # the other image's two views cosine 0, so l = -log(e^(1/t) / (e^(1/t) + 2)) for every view
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    for t in (1.0, 0.5):
+        expected = math.log1p(2 * math.exp(-1 / t))
+        assert nt_xent(z, z, t).item() == pytest.approx(expected, rel=1e-6)
+    assert nt_xent(3 * z, z, 0.5).item() == pytest.approx(math.log1p(2 * math.exp(-2)))
+    # swapping the partners (each view's partner is the other image's) costs more
+    assert nt_xent(z, z.flip(0), 0.5) > nt_xent(z, z, 0.5)
+
+
+def test_augment_keeps_shapes_and_is_a_function_of_the_generator() -> None:
+    x = torch.randn(6, 1, 28, 28)
+    a = augment(x, torch.Generator().manual_seed(1), 0.25)
+    b = augment(x, torch.Generator().manual_seed(1), 0.25)
+    c = augment(x, torch.Generator().manual_seed(2), 0.25)
+    assert a.shape == x.shape and a.dtype == x.dtype and torch.isfinite(a).all()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # with crops of the whole image the view is the image or its mirror, jittered: it
+    # correlates with one of them almost perfectly (noise std 0.1 against pixels of std 1)
+    whole = augment(x, torch.Generator().manual_seed(3), 1.0)
+    for v, img in zip(whole, x, strict=True):
+        corr = max(float(torch.corrcoef(torch.stack([v.flatten(), o.flatten()]))[0, 1])
+                   for o in (img, img.flip(-1)))
+        assert corr > 0.95
+
+
+def test_contrastive_pretraining_runs_and_reports_view_matching(tmp_path: Path) -> None:
+    recipe = recipes.get("weak-to-strong")
+    cfg = recipe.configure("smoke", {"data.role": "pretrain", "w2s.pretext": "contrastive",
+                                     "train.steps": 3})
+    data = recipe.build_data(cfg, 0)
+    views = data.batch(0)["views"]
+    assert len(views) == 2 and views[0].shape == (8, 3, 16, 16)
+    assert torch.equal(views[0], data.batch(0)["views"][0])  # a pure function of the step
+    summary = train(recipe, cfg, tmp_path / "run", RunSpec("weak-to-strong", "smoke", {}, 0),
+                    device=CPU)
+    assert 0.0 <= summary["metrics"]["view_match_accuracy"] <= 1.0
+    assert math.isfinite(summary["final_train_loss"])
 
 
 def test_binary_hardening_matches_the_weak_class_balance() -> None:
@@ -116,6 +170,13 @@ def test_smoke_reproduce_trains_every_arm_and_scores_pgr(tmp_path: Path) -> None
     per_seed = [pgr(acc("weak-mlp14", s), acc("w2s-mlp14-s", s), acc("ceiling-s", s))
                 for s in (0, 1)]
     assert float(rows[1]["naive_pgr_mean"]) == pytest.approx(sum(per_seed) / 2, rel=1e-4)
+    # a student reports how much it imitates its supervisor
+    import json
+
+    metrics = json.loads((run_dir_for(tmp_path, recipe, "smoke", "w2s-mlp14-s", 0)
+                          / "summary.json").read_text())["metrics"]
+    assert 0.0 <= metrics["weak_agreement"] <= 1.0
+    assert metrics["weak_errors_copied"] is None or 0.0 <= metrics["weak_errors_copied"] <= 1.0
     # a probe leaves the pretrained backbone as it was; the head is trained
     pre = load_file(str(run_dir_for(tmp_path, recipe, "smoke", "pretrain-s", 0)
                         / "checkpoint" / "model.safetensors"))
@@ -124,3 +185,20 @@ def test_smoke_reproduce_trains_every_arm_and_scores_pgr(tmp_path: Path) -> None
     backbone = [k for k in pre if k.startswith("backbone.")]
     assert backbone and all(torch.equal(pre[k], probe[k]) for k in backbone)
     assert not torch.equal(pre["head.weight"], probe["head.weight"])
+
+
+def test_naive_pgr_claim_needs_a_material_share_of_the_gap() -> None:
+    from sutskever.recipes.weak_to_strong import MIN_PGR, _score
+
+    claim = next(c for c in recipes.get("weak-to-strong").claims
+                 if c.id == "pgr-between-0-and-1")
+
+    def rows(pgrs: list[float]) -> list[dict]:
+        return [{"weak": f"w{i}", "strong": "s", "seeds": 2, "naive_pgr": [p, p],
+                 "gap": [0.1, 0.1]} for i, p in enumerate(pgrs)]
+
+    # students that beat their supervisors by a hair only imitate them: not reproduced
+    assert not _score(claim, rows([0.01, 0.02, 0.04])).holds
+    assert _score(claim, rows([0.3, 0.5, -0.1])).holds  # all pairs but one
+    assert not _score(claim, rows([0.3, 1.2, -0.1])).holds  # past the ceiling is not in [., 1)
+    assert _score(claim, rows([MIN_PGR, MIN_PGR])).holds  # the bound itself counts

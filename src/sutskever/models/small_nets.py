@@ -3,8 +3,10 @@ Generalization: Eliciting Strong Capabilities With Weak Supervision", 2023, arXi
 
 The weak supervisors are small models trained from scratch on ground truth: a linear softmax
 classifier of (optionally average-pooled) pixels, an MLP, a small CNN. The strong students are
-wider CNNs pretrained without labels (rotation prediction) whose features a linear head probes,
-the small-scale stand-in for the paper's vision setting (linear probes on DINO features).
+wider CNNs pretrained without labels whose features a linear head probes, the small-scale
+stand-in for the paper's vision setting (linear probes on DINO features). Two pretraining tasks
+read the features through their own heads: rotation prediction (Gidaris et al. 2018) and
+contrastive instance discrimination (SimCLR, Chen et al. 2020, arXiv:2002.05709).
 
 Models are pure: no optimiser, data or training code.
 """
@@ -30,6 +32,7 @@ class SmallNetConfig:
     channels: tuple[int, ...] = (16, 32, 64)  # cnn: widths of the conv blocks (each halves H, W)
     feature_grid: int = 2                  # cnn: the last map is average-pooled to g x g
     rotations: int = 4                     # cnn: classes of the rotation-prediction head
+    projection: tuple[int, ...] = (128, 64)  # cnn: contrastive projection MLP (hidden, out)
 
 
 class PixelClassifier(nn.Module):
@@ -55,9 +58,10 @@ class PixelClassifier(nn.Module):
 class ConvNet(nn.Module):
     """A stride-2 4x4 conv stem, then conv3x3-BN-ReLU-maxpool blocks (each halves H and W), then
     the last map average-pooled to g x g and flattened: the features. (The strided stem instead
-    of a full-resolution conv + pool is 5-7x faster on a CPU.) Two heads read them: `head` (the
-    classes) and `rotation_head` (which of the `rotations` quarter turns the image was given: the
-    self-supervised pretraining task of Gidaris et al. 2018)."""
+    of a full-resolution conv + pool is 5-7x faster on a CPU.) Three heads read them: `head` (the
+    classes); and for pretraining without labels `rotation_head` (which of the `rotations`
+    quarter turns the image was given, Gidaris et al. 2018) and `projection` (SimCLR's MLP
+    g(h) = W2 ReLU(W1 h), whose outputs the contrastive loss compares; the probe reads h)."""
 
     def __init__(self, cfg: SmallNetConfig):
         super().__init__()
@@ -76,6 +80,9 @@ class ConvNet(nn.Module):
         self.feature_dim = c_in * cfg.feature_grid ** 2
         self.head = nn.Linear(self.feature_dim, cfg.num_classes)
         self.rotation_head = nn.Linear(self.feature_dim, cfg.rotations)
+        hidden, out = cfg.projection
+        self.projection = nn.Sequential(nn.Linear(self.feature_dim, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, out))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, F)
         return self.backbone(x)
