@@ -111,15 +111,17 @@ class SyntheticData(ArithmeticGPT):
     claims = CLAIMS
     arms = _arms()
     scale_notes = {
-        "quick": "inference-compute's quick small model (4 x 64), on a finite set of 2,000 problems "
-                 "solved in the fixed order; base 3,000 steps, then 3 rounds of 1,000 steps, each adding the previous model's solutions to 2,000 "
-                 "fresh problems",
+        "quick": "inference-compute's quick small model (4 x 64), on a finite set of 2,000 "
+                 "problems solved in the fixed order; base 3,000 steps, then 3 rounds of 1,000 "
+                 "steps, each adding the previous model's solutions to 2,000 fresh problems",
         "paper": "inference-compute's paper model and data; 3 rounds of 6,666 steps",
         "smoke": "a tiny model trained for seconds: for tests, not for results",
     }
 
     def scales(self) -> dict[str, Any]:
-        return {"smoke": _scale(SMOKE, 20), "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2),
+        # quick: the setting it was measured in (2,000 problems, lr 1e-2)
+        return {"smoke": _scale(SMOKE, 20),
+                "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2),
                 "paper": _scale(PAPER, 20000)}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
