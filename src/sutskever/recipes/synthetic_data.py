@@ -60,7 +60,7 @@ def _scale(base: Any, problems: int, lr: float | None = None, **task: Any) -> Sy
     """inference-compute's scale preset (greedy evaluation only, solutions in the fixed order),
     with synthetic settings."""
     return SyntheticDataConfig(task=dataclasses.replace(base.task, samples=0, order="fixed",
-                                                        **task),
+                                                        temperature=1.0, **task),
                                synthetic=SyntheticConfig(problems=problems), model=base.model,
                                train=dataclasses.replace(base.train, lr=lr or base.train.lr))
 
