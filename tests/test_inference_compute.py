@@ -104,6 +104,9 @@ def test_random_order_batches_draw_a_fresh_correct_path_each_time() -> None:
             paths.add(solution)
     assert len(paths) > 1
     assert data.batch(2)[0].equal(data.batch(2)[0])  # a batch is a function of the step
+    # a sampled empty solution stays what it is (wrong), never replaced by a correct one
+    x, y = SolvedProblems([(problem, "")], 2, 0, 64, {}).batch(0)
+    assert [ar.decode([t for t in row if t != -100]) for row in y.tolist()] == ["\n", "\n"]
 
 
 def test_learned_verifier_separates_separable_features() -> None:

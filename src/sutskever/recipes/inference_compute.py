@@ -146,7 +146,8 @@ class SolvedProblems(RecipeData):
                  seed: int, context: int, tests: dict[int, list[ar.Problem]]):
         # a solution too long to train on whole is skipped (random orders are about as long)
         self.examples = [(p, s) for p, s in examples
-                         if len(p.prompt) + len(s or p.solution()) + 1 <= context + 1]
+                         if len(p.prompt) + len(p.solution() if s is None else s) + 1
+                         <= context + 1]
         self.seed, self.B = seed, batch_size
         super().__init__(steps_per_epoch=max(1, len(self.examples) // batch_size),
                          splits={"test": tests})
@@ -156,7 +157,9 @@ class SolvedProblems(RecipeData):
         rows = []
         for i in rng.integers(0, len(self.examples), self.B):
             problem, solution = self.examples[i]
-            text = problem.prompt + (solution or problem.solution(rng)) + "\n"
+            if solution is None:  # an "" sampled by a model is a solution, a wrong one
+                solution = problem.solution(rng)
+            text = problem.prompt + solution + "\n"
             rows.append((ar.encode(text), len(problem.prompt)))
         return collate(rows)
 
@@ -264,7 +267,7 @@ class ArithmeticGPT(Recipe):
             raise ValueError(f"model.vocab_size must be at least {ar.N_VOCAB}")
         return GPT(cfg.model)
 
-    def examples(self, cfg: Any, seed: int) -> list[tuple[ar.Problem, str]]:
+    def examples(self, cfg: Any, seed: int) -> list[tuple[ar.Problem, str | None]]:
         return finite_examples(cfg.task)
 
     def build_data(self, cfg: Any, seed: int) -> SolvedProblems:

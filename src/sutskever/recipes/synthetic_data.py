@@ -130,7 +130,8 @@ class SyntheticData(ArithmeticGPT):
             overrides["train.steps"] = max(1, self.scale(scale).train.steps // 3)
         return overrides
 
-    def examples(self, cfg: SyntheticDataConfig, seed: int) -> list[tuple[ar.Problem, str]]:
+    def examples(self, cfg: SyntheticDataConfig,
+                 seed: int) -> list[tuple[ar.Problem, str | None]]:
         finite = finite_examples(cfg.task)
         s = cfg.synthetic
         if s.mode == "none":
