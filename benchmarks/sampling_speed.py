@@ -18,22 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from functools import partial
 
 import torch
 
 from sutskever import recipes
 from sutskever.data import arithmetic as ar
-from sutskever.environment import hardware, matmul_peak_flops
+from sutskever.environment import hardware, matmul_peak_flops, median_seconds
 from sutskever.models.gpt import GPT, flops_per_token
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
@@ -45,18 +37,6 @@ def without_cache(model: GPT, tokens: torch.Tensor, n_new: int,
         nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
         tokens = torch.cat([tokens, nxt], dim=1)
     return tokens
-
-
-def tokens_per_s(fn, device: torch.device, tokens: int, repeats: int) -> float:
-    times = []
-    for i in range(repeats + 1):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        if i:  # the first is a warm-up
-            times.append(time.perf_counter() - t)
-    return tokens / statistics.median(times)
 
 
 def measure(device: torch.device, peak: float, batch: int, n_new: int,
@@ -71,10 +51,12 @@ def measure(device: torch.device, peak: float, batch: int, n_new: int,
         model = GPT(cfg.model).to(device).eval()
         forward = flops_per_token(cfg.model) / 3
         g = torch.Generator(device=device).manual_seed(0)
-        cached = tokens_per_s(partial(model.generate, prompts, n_new, 0.7, generator=g),
-                              device, batch * n_new, repeats)
-        plain = tokens_per_s(partial(without_cache, model, prompts, n_new, g), device,
-                             batch * n_new, repeats)
+        cached = batch * n_new / median_seconds(
+            lambda _, m=model, g=g: m.generate(prompts, n_new, 0.7, generator=g), device,
+            repeats, warmup=1)
+        plain = batch * n_new / median_seconds(
+            lambda _, m=model, g=g: without_cache(m, prompts, n_new, g), device, repeats,
+            warmup=1)
         lines.append(f"{arm} ({cfg.model.n_layer} x {cfg.model.d_model}): {cached:,.0f} "
                      f"tokens/s with the key/value cache (MFU {100 * cached * forward / peak:.1f}%)"
                      f", {plain:,.0f} without it ({100 * plain * forward / peak:.1f}%): "

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from sutskever import recipes
-from sutskever.environment import hardware, matmul_peak_flops
+from sutskever.environment import hardware, matmul_peak_flops, median_seconds
 from sutskever.recipes.seq2seq import translate_ids
 from sutskever.train.checkpoint import find_checkpoint, load_weights
 
@@ -49,20 +49,6 @@ from sutskever.train.checkpoint import find_checkpoint, load_weights
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def median_seconds(fn: Callable[[int], object], device: torch.device, steps: int,
-                   warmup: int) -> float:
-    """Median seconds of fn(i) over `steps` calls after `warmup` untimed ones."""
-    times = []
-    for i in range(warmup + steps):
-        sync(device)
-        t = time.perf_counter()
-        fn(i)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def train_step_fn(recipe, cfg, model, data, device: torch.device) -> Callable[[int], int]:

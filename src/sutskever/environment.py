@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -98,3 +100,20 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32,
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     return 2 * size**3 / best
+
+
+def median_seconds(fn: Callable[[int], object], device: torch.device, steps: int,
+                   warmup: int) -> float:
+    """Median seconds of fn(i) over `steps` calls after `warmup` untimed ones (the benchmarks'
+    timer; CUDA work is waited for before and after each call)."""
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
