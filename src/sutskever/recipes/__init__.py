@@ -32,6 +32,7 @@ def _load() -> None:
         seq2seq,
         synthetic_data,
         weak_to_strong,
+        weak_to_strong_text,
     )
 
 

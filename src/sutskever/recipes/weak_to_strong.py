@@ -62,6 +62,7 @@ from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig
 Role = Literal["pretrain", "weak", "student"]
 
 PAPER_PGR_VISION = 0.58  # AlexNet -> DINO ResNet50 linear probe, naive (section 4.2, Fig. 3)
+PAPER_PGR_NLP = 0.5  # NLP tasks, naive fine-tuning: about half the gap (PAPERS.md section 12)
 PAPER_PGR_CONF_NLP = 0.8  # NLP tasks, large gaps, with the confidence loss (Fig. 5)
 # The least PGR that counts as generalising beyond the supervisor: a tenth of the gap. The bare
 # inequality 0 < PGR was met by students with PGR 0.01-0.04 that repeated 75-87% of their
@@ -524,14 +525,22 @@ class WeakToStrong(Recipe):
     # ---- the claims, from all runs at once -------------------------------------------------------
     def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
                      out_dir: Any) -> list[Any]:
-        table = pgr_table(scale, summaries)
-        out = Path(out_dir) / f"pgr-{scale}"
-        write_pgr_table(out / "pgr.csv", table)
-        try:
-            plot_pgr(out / "pgr.png", table)
-        except Exception as e:  # a figure must never cost the claims their results
-            print(f"warning: could not draw {out / 'pgr.png'}: {e}")
-        return [_score(claim, table) for claim in claims]
+        return score_pgr(claims, pairs(scale), summaries, Path(out_dir) / f"pgr-{scale}",
+                         PAPER_PGR_VISION, "vision")
+
+
+def score_pgr(claims: list[Claim], pair_list: list[tuple[str, str]],
+              summaries: dict[str, list[dict]], out: Path, paper_naive: float,
+              paper_setting: str) -> list[Any]:
+    """The two claims scored from the runs' summaries; pgr.csv and pgr.png under `out`.
+    `paper_naive` is the paper's naive PGR for `paper_setting` (a word: "vision", "NLP")."""
+    table = pgr_table(pair_list, summaries)
+    write_pgr_table(out / "pgr.csv", table)
+    try:
+        plot_pgr(out / "pgr.png", table, paper_naive, paper_setting)
+    except Exception as e:  # a figure must never cost the claims their results
+        print(f"warning: could not draw {out / 'pgr.png'}: {e}")
+    return [_score(claim, table, paper_naive, paper_setting) for claim in claims]
 
 
 # ---- PGR table, figure and claim scores ----------------------------------------------------------
@@ -539,10 +548,11 @@ def _acc(summaries: dict[str, list[dict]], arm: str) -> list[float]:
     return [float(s["metrics"]["accuracy"]) for s in summaries[arm]]
 
 
-def pgr_table(scale: str, summaries: dict[str, list[dict]]) -> list[dict[str, Any]]:
+def pgr_table(pair_list: list[tuple[str, str]],
+              summaries: dict[str, list[dict]]) -> list[dict[str, Any]]:
     """One row per weak/strong pair: accuracies (mean over seeds) and PGR per seed."""
     rows = []
-    for w, s in pairs(scale):
+    for w, s in pair_list:
         weak, ceiling = _acc(summaries, f"weak-{w}"), _acc(summaries, f"ceiling-{s}")
         row: dict[str, Any] = {"weak": w, "strong": s, "seeds": len(weak),
                                "weak_acc": weak, "ceiling_acc": ceiling,
@@ -585,7 +595,8 @@ def write_pgr_table(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def plot_pgr(path: Path, rows: list[dict[str, Any]]) -> Path:
+def plot_pgr(path: Path, rows: list[dict[str, Any]], paper_naive: float = PAPER_PGR_VISION,
+             paper_setting: str = "vision") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -598,8 +609,8 @@ def plot_pgr(path: Path, rows: list[dict[str, Any]]) -> Path:
         if all(f"{kind}_pgr" in r for r in rows):
             ax.bar(xs + offset, [_mean(r[f"{kind}_pgr"]) for r in rows], 0.4,
                    yerr=[_std(r[f"{kind}_pgr"]) for r in rows], capsize=3, label=name)
-    ax.axhline(PAPER_PGR_VISION, color="k", ls="--", lw=0.8,
-               label=f"paper, vision naive ({PAPER_PGR_VISION})")
+    ax.axhline(paper_naive, color="k", ls="--", lw=0.8,
+               label=f"paper, {paper_setting} naive ({paper_naive})")
     ax.axhline(0, color="k", lw=0.8)
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_xticks(xs, labels, fontsize=8)
@@ -611,7 +622,8 @@ def plot_pgr(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _score(claim: Claim, rows: list[dict[str, Any]]) -> Any:
+def _score(claim: Claim, rows: list[dict[str, Any]], paper_naive: float = PAPER_PGR_VISION,
+           paper_setting: str = "vision") -> Any:
     from sutskever.reproduce import ClaimResult
 
     seeds = rows[0]["seeds"]
@@ -620,9 +632,9 @@ def _score(claim: Claim, rows: list[dict[str, Any]]) -> Any:
         need = len(rows) - 1 if len(rows) > 1 else 1
         ours = "; ".join(f"{r['weak']}→{r['strong']} {_ms(r['naive_pgr'], 2)} (gap "
                          f"{100 * _mean(r['gap']):.1f} pts)" for r in rows)
-        bars = [{"label": f"{r['weak']}→{r['strong']}", "paper": PAPER_PGR_VISION,
+        bars = [{"label": f"{r['weak']}→{r['strong']}", "paper": paper_naive,
                  "mean": _mean(r["naive_pgr"]), "std": _std(r["naive_pgr"])} for r in rows]
-        return ClaimResult(claim.id, claim.text, claim.kind, f"{PAPER_PGR_VISION:g} (vision)",
+        return ClaimResult(claim.id, claim.text, claim.kind, f"{paper_naive:g} ({paper_setting})",
                            f"{sum(inside)}/{len(rows)} pairs in [{MIN_PGR:g}, 1): {ours}",
                            f"mean PGR in [{MIN_PGR:g}, 1) for ≥ {need} of {len(rows)} pairs",
                            sum(inside) >= need, claim.setting, seeds, bars)
@@ -635,7 +647,7 @@ def _score(claim: Claim, rows: list[dict[str, Any]]) -> Any:
         f"{_ms(big['conf_pgr'], 2)} vs naive {_ms(big['naive_pgr'], 2)} (Δ {_ms(diff, 2)})",
         f"mean Δ PGR > 0 over {len(diff)} seed(s), the largest-gap pair", holds,
         claim.setting, seeds,
-        [{"label": "naive", "paper": 0.5, "mean": _mean(big["naive_pgr"]),
+        [{"label": "naive", "paper": PAPER_PGR_NLP, "mean": _mean(big["naive_pgr"]),
           "std": _std(big["naive_pgr"])},
          {"label": "confidence", "paper": PAPER_PGR_CONF_NLP, "mean": _mean(big["conf_pgr"]),
           "std": _std(big["conf_pgr"])}])
