@@ -97,3 +97,10 @@ def test_smoke_reproduce_trains_every_arm_and_scores_pgr(tmp_path: Path,
     assert 0.0 <= student["weak_agreement"] <= 1.0
     assert 0.0 <= student["label_accuracy"] <= 1.0  # how right the weak labels of B were
     assert "label_accuracy" not in metrics("ceiling-L1", 0)
+
+
+def test_data_list_shows_the_sentences_and_the_encoder() -> None:
+    from sutskever.data.genres import datasets
+
+    rows = {d["name"]: d for d in datasets()}
+    assert rows["brown-genres"]["present"] and rows["all-minilm-l6-v2"]["present"]

