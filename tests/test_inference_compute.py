@@ -166,3 +166,61 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])
+
+
+def test_flops_matching_at_snell_ratios_by_hand() -> None:
+    from sutskever.recipes.inference_compute import affordable, total_flops
+
+    def run(fpt: float) -> dict:  # D = 10 tokens/s x 10 s = 100 tokens trained on
+        return {"samples_per_s": 10.0, "train_time_s": 10.0,
+                "metrics": {"flops_per_token": fpt}}
+
+    small, large = [run(1.0)], [run(4.0)]
+    assert total_flops(large[0], 1, 1.0) == pytest.approx(400 + 100 * 4 / 3)
+    counts = [1, 2, 4, 8, 16, 32, 64]
+    # 100 + n R 100 / 3 <= 400 + R 400 / 3: n <= 9 / R + 4
+    assert affordable(small, large, counts, 1.0) == 8      # n <= 13
+    assert affordable(small, large, counts, 0.16) == 32    # n <= 60.25
+    assert affordable(small, large, counts, 22.0) == 4     # n <= 4.4
+    assert affordable([run(8.0)], large, counts, 1.0) == 0  # a bigger "small" model
+
+
+def test_revision_examples_pair_the_init_models_attempts_with_correct_solutions(
+        tmp_path: Path) -> None:
+    from sutskever.recipes.inference_compute import revision_examples
+
+    recipe = recipes.get("inference-compute")
+    base = recipe.configure("smoke")
+    train(recipe, base, tmp_path / "base", RunSpec(recipe.name, "smoke", {}, 0),
+          device=torch.device("cpu"))
+    cfg = recipe.configure("smoke", [f"train.init_from={tmp_path / 'base'}",
+                                     "task.revisions=4", "task.revision_problems=12"])
+    examples = revision_examples(cfg, 0)
+    finite = {p.prompt: p for p in finite_problems(cfg.task)}
+    assert len(examples) == 12 * 4
+    for problem, solution in examples:
+        original, attempt = problem.prompt[:-2].split("=", 1)[0] + "=", problem.prompt
+        assert attempt.endswith(ar.REVISE) and original in finite
+        assert ar.verify(finite[original], solution) and ar.REVISE not in solution
+    # the reviser trains on them beside the finite set
+    assert len(recipe.examples(cfg, 0)) == len(finite_problems(cfg.task)) + 48
+    with pytest.raises(UserError, match="needs train.init_from"):
+        revision_examples(recipe.configure("smoke", ["task.revisions=4"]), 0)
+
+
+def test_revision_chains_start_with_a_sample_and_vote_over_their_answers() -> None:
+    from sutskever.recipes.inference_compute import revision_metrics
+
+    recipe = recipes.get("inference-compute")
+    cfg = recipe.configure("smoke", ["task.revisions=4", "task.revision_chains=3"])
+    torch.manual_seed(0)
+    model = recipe.build_model(cfg)
+    tests = held_out_problems(cfg.task)
+    metrics: dict[str, float] = {}
+    revision_metrics(model, cfg.task, tests, metrics)
+    for k in tests:
+        assert metrics[f"seq1_o{k}"] == metrics[f"last1_o{k}"]  # one answer: the vote is it
+        assert all(0 <= metrics[f"{m}{n}_o{k}"] <= 100 for m in ("seq", "last")
+                   for n in (1, 2, 4))
+    with pytest.raises(UserError):
+        recipe.configure("smoke", ["task.revisions=3"])

