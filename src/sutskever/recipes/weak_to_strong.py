@@ -539,22 +539,14 @@ class WeakToStrong(Recipe):
     # ---- the claims, from all runs at once -------------------------------------------------------
     def score_claims(self, scale: str, claims: list[Claim], summaries: dict[str, list[dict]],
                      out_dir: Any) -> list[Any]:
-        return score_pgr(claims, self.pairs(scale), summaries, Path(out_dir) / f"pgr-{scale}",
-                         self.paper_naive, self.paper_setting)
-
-
-def score_pgr(claims: list[Claim], pair_list: list[tuple[str, str]],
-              summaries: dict[str, list[dict]], out: Path, paper_naive: float,
-              paper_setting: str) -> list[Any]:
-    """The two claims scored from the runs' summaries; pgr.csv and pgr.png under `out`.
-    `paper_naive` is the paper's naive PGR for `paper_setting` (a word: "vision", "NLP")."""
-    table = pgr_table(pair_list, summaries)
-    write_pgr_table(out / "pgr.csv", table)
-    try:
-        plot_pgr(out / "pgr.png", table, paper_naive, paper_setting)
-    except Exception as e:  # a figure must never cost the claims their results
-        print(f"warning: could not draw {out / 'pgr.png'}: {e}")
-    return [_score(claim, table, paper_naive, paper_setting) for claim in claims]
+        table = pgr_table(self.pairs(scale), summaries)
+        out = Path(out_dir) / f"pgr-{scale}"
+        write_pgr_table(out / "pgr.csv", table)
+        try:
+            plot_pgr(out / "pgr.png", table, self.paper_naive, self.paper_setting)
+        except Exception as e:  # a figure must never cost the claims their results
+            print(f"warning: could not draw {out / 'pgr.png'}: {e}")
+        return [_score(claim, table, self.paper_naive, self.paper_setting) for claim in claims]
 
 
 # ---- PGR table, figure and claim scores ----------------------------------------------------------

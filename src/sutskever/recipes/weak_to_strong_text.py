@@ -18,7 +18,7 @@ and every run is an ordinary run of the one trainer, an arm:
   `w2s-conf-bowK-LN` the same with the auxiliary confidence loss (threshold hardening, the
   paper's for binary tasks).
 PGR = (w2s - weak) / (ceiling - weak) per seed; the claims and their scoring are the vision
-recipe's (`weak_to_strong.score_pgr`). The paper fine-tunes whole GPT-4-family models; here
+recipe's (inherited from `WeakToStrong`). The paper fine-tunes whole GPT-4-family models; here
 the strong model is frozen and only its probe is trained (the paper's linear-probe variant).
 
 The embeddings of A, B and the test set are computed once per encoder and cached under
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ def embeddings(sentences: list[Sentence], layers: int, encoder_path: str | None)
         folder.mkdir(parents=True, exist_ok=True)
         every = SentenceEncoder(encoder_path).encode_layers([s.text for s in sentences])
         for n, emb in enumerate(every, 1):
-            tmp = folder / f"{stem}-L{n}.pt.tmp"
+            tmp = folder / f"{stem}-L{n}.pt.{os.getpid()}.tmp"  # runs may race: each its own
             torch.save(emb.clone(), tmp)
             tmp.replace(folder / f"{stem}-L{n}.pt")
     try:
