@@ -74,10 +74,10 @@ def test_smoke_reproduce_trains_every_arm_and_scores_pgr(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUTSKEVER_CACHE", str(tmp_path / "cache"))
     recipe = recipes.get("weak-to-strong-text")
-    results = reproduce(recipe, "smoke", seeds=2, out=tmp_path, device=CPU,
-                        console=Console(quiet=True))
+    results = reproduce(recipe, "smoke", seeds=1, out=tmp_path, device=CPU,
+                        console=Console(quiet=True))  # 2 seeds: tests/test_recipes.py
     assert [r.id for r in results] == ["pgr-between-0-and-1", "confidence-raises-pgr"]
-    assert all(isinstance(r.holds, bool) and r.seeds == 2 for r in results)
+    assert all(isinstance(r.holds, bool) and r.seeds == 1 for r in results)
     out = tmp_path / "weak-to-strong-text" / "pgr-smoke"
     assert (out / "pgr.png").stat().st_size > 0
     rows = list(csv.DictReader((out / "pgr.csv").open()))
@@ -90,9 +90,9 @@ def test_smoke_reproduce_trains_every_arm_and_scores_pgr(tmp_path: Path,
         run = run_dir_for(tmp_path, recipe, "smoke", arm, seed)
         return json.loads((run / "summary.json").read_text())["metrics"]
 
-    per_seed = [pgr(metrics("weak-bow50", s)["accuracy"], metrics("w2s-bow50-L2", s)["accuracy"],
-                    metrics("ceiling-L2", s)["accuracy"]) for s in (0, 1)]
-    assert float(rows[3]["naive_pgr_mean"]) == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+    expected = pgr(metrics("weak-bow50", 0)["accuracy"], metrics("w2s-bow50-L2", 0)["accuracy"],
+                   metrics("ceiling-L2", 0)["accuracy"])
+    assert float(rows[3]["naive_pgr_mean"]) == pytest.approx(expected, abs=1e-4)
     student = metrics("w2s-conf-bow20-L1", 0)
     assert 0.0 <= student["weak_agreement"] <= 1.0
     assert 0.0 <= student["label_accuracy"] <= 1.0  # how right the weak labels of B were
