@@ -116,7 +116,7 @@ SCALES: dict[str, Scale] = {
         train=_adam(2)), weak=(20, 50), strong=(1, 2)),
     "quick": Scale(W2STextConfig(train=_adam(30)), weak=(50, 200, 1000), strong=(3, 6)),
     "paper": Scale(W2STextConfig(
-        data=TextDataConfig(weak_examples=5000, student_examples=10_000, test_examples=5000),
+        data=TextDataConfig(weak_examples=5000, student_examples=10_000, test_examples=4000),
         train=_adam(30)), weak=(50, 200, 1000), strong=(1, 3, 6)),
 }
 
@@ -244,18 +244,20 @@ class TextW2SData(RecipeData):
 
     def __init__(self, cfg: W2STextConfig, seed: int):
         d = cfg.data
-        x, y = features(d, cfg.model), labels(d)
-        split = "A" if d.role == "weak" else "B"
-        self.x, self.target = x[split], torch.nn.functional.one_hot(y[split], 2).float()
         self.weak_test: torch.Tensor | None = None
         self.label_accuracy: float | None = None
-        if d.labels_from:
+        y = labels(d)
+        split = "A" if d.role == "weak" else "B"
+        self.target = torch.nn.functional.one_hot(y[split], 2).float()
+        if d.labels_from:  # checked before the (slow) features are computed
             if d.role != "student":
                 raise UserError("data.labels_from labels B, the students' set; use it with "
                                 "data.role=student")
             self.target, self.weak_test = weak_labels(str(Path(d.labels_from)),
                                                       _stamp(d.labels_from), d)
             self.label_accuracy = float((self.target.argmax(1) == y["B"]).float().mean())
+        x = features(d, cfg.model)
+        self.x = x[split]
         if len(self.x) < cfg.train.batch_size:
             raise UserError(f"{len(self.x)} examples are fewer than a batch of "
                             f"{cfg.train.batch_size}")
@@ -305,7 +307,7 @@ class WeakToStrongText(WeakToStrong):
                  "(4k sentences); strong: linear probes of all-MiniLM-L6-v2 cut to 3 or 6 "
                  "blocks, on B (8k); 30 epochs of Adam; Burns: GPT-2 to GPT-4 sizes, "
                  "fine-tuned whole, on 22 NLP tasks",
-        "paper": "A 5k, B 10k, test 5k, strong probes of 1, 3 and 6 blocks; still one task and "
+        "paper": "A 5k, B 10k, test 4k, strong probes of 1, 3 and 6 blocks; still one task and "
                  "a frozen 22M-parameter encoder, not the paper's models",
     }
     scale_table = SCALES
