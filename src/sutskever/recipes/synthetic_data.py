@@ -56,13 +56,16 @@ class SyntheticDataConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _scale(base: Any, problems: int, lr: float | None = None, **task: Any) -> SyntheticDataConfig:
+def _scale(base: Any, problems: int, lr: float | None = None, steps: int | None = None,
+           **task: Any) -> SyntheticDataConfig:
     """inference-compute's scale preset (greedy evaluation only, solutions in the fixed order),
     with synthetic settings."""
+    train = dataclasses.replace(base.train, lr=lr or base.train.lr,
+                                steps=steps or base.train.steps)
     return SyntheticDataConfig(task=dataclasses.replace(base.task, samples=0, order="fixed",
                                                         temperature=1.0, **task),
                                synthetic=SyntheticConfig(problems=problems), model=base.model,
-                               train=dataclasses.replace(base.train, lr=lr or base.train.lr))
+                               train=train)
 
 
 ROUNDS = 3
@@ -121,7 +124,7 @@ class SyntheticData(ArithmeticGPT):
     def scales(self) -> dict[str, Any]:
         # quick: the setting it was measured in (2,000 problems, lr 1e-2)
         return {"smoke": _scale(SMOKE, 20),
-                "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2),
+                "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2, steps=3000),
                 "paper": _scale(PAPER, 20000)}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
