@@ -489,13 +489,7 @@ class WeakToStrong(Recipe):
             logits = net.rotation_head(net.features(x))
             return torch.nn.functional.cross_entropy(logits.float(), batch["rotation"]), len(x)
         logits = net.head(x) if batch["features"] else model(x)
-        target = batch["target"]
-        if cfg.w2s.confidence > 0:
-            # eq. 1: CE(f, (1 - c) f_w + c hard(f)), c ramped over the first warmup_frac
-            c = confidence_weight(batch["step"], batch["total_steps"], cfg.w2s.confidence,
-                                  cfg.w2s.warmup_frac)
-            target = confidence_target(target, logits, c)
-        return soft_cross_entropy(logits, target), len(x)
+        return student_loss(logits, batch, cfg.w2s), len(x)
 
     def evaluate(self, model: nn.Module, cfg: W2SRecipeConfig, data: RecipeData, split: str,
                  full: bool = True) -> tuple[dict[str, float], list[dict]]:
@@ -525,14 +519,8 @@ class WeakToStrong(Recipe):
                                   model)
                 metrics = {"rotation_accuracy": float((logits.argmax(1) == truth).float().mean())}
             else:
-                logits = _predict(model, xt)
-                metrics = {"accuracy": float((logits.argmax(1) == yt).float().mean())}
-                if data.agreement_truth is not None:  # how right B's labels were
-                    metrics["label_accuracy"] = data.agreement_truth
-                if data.weak_test is not None:  # how much the student imitates its supervisor
-                    pred = logits.argmax(1)
-                    metrics["weak_agreement"] = float((pred == data.weak_test).float().mean())
-                    metrics["weak_errors_copied"] = copied_errors(pred, data.weak_test, yt)
+                metrics = student_metrics(_predict(model, xt).argmax(1), yt,
+                                          data.agreement_truth, data.weak_test)
         model.train(was_training)
         return metrics, []
 
@@ -547,6 +535,30 @@ class WeakToStrong(Recipe):
         except Exception as e:  # a figure must never cost the claims their results
             print(f"warning: could not draw {out / 'pgr.png'}: {e}")
         return [_score(claim, table, self.paper_naive, self.paper_setting) for claim in claims]
+
+
+def student_loss(logits: torch.Tensor, batch: dict[str, Any], w2s: Any) -> torch.Tensor:
+    """Soft cross-entropy with the batch's labels; with w2s.confidence > 0 the auxiliary
+    confidence loss, eq. 1: CE(f, (1 - c) f_w + c hard(f)), c ramped over w2s.warmup_frac."""
+    target = batch["target"]
+    if w2s.confidence > 0:
+        c = confidence_weight(batch["step"], batch["total_steps"], w2s.confidence,
+                              w2s.warmup_frac)
+        target = confidence_target(target, logits, c)
+    return soft_cross_entropy(logits, target)
+
+
+def student_metrics(pred: torch.Tensor, truth: torch.Tensor, label_accuracy: float | None,
+                    weak_test: torch.Tensor | None) -> dict[str, float]:
+    """Test accuracy; how right B's labels were; how much a student imitates its supervisor
+    (agreement, and the share of the supervisor's mistakes it repeats)."""
+    metrics = {"accuracy": float((pred == truth).float().mean())}
+    if label_accuracy is not None:
+        metrics["label_accuracy"] = label_accuracy
+    if weak_test is not None:
+        metrics["weak_agreement"] = float((pred == weak_test).float().mean())
+        metrics["weak_errors_copied"] = copied_errors(pred, weak_test, truth)
+    return metrics
 
 
 # ---- PGR table, figure and claim scores ----------------------------------------------------------

@@ -43,12 +43,6 @@ from torch import nn
 from sutskever.data.genres import Sentence, balanced_split, load_sentences
 from sutskever.data.point_tasks import cache_dir
 from sutskever.errors import UserError
-from sutskever.evaluate.weak_to_strong import (
-    confidence_target,
-    confidence_weight,
-    copied_errors,
-    soft_cross_entropy,
-)
 from sutskever.recipes import register
 from sutskever.recipes.base import RecipeData, TrainConfig
 from sutskever.recipes.weak_to_strong import (
@@ -57,6 +51,8 @@ from sutskever.recipes.weak_to_strong import (
     WeakToStrong,
     _stamp,
     pgr_claims,
+    student_loss,
+    student_metrics,
 )
 
 Role = Literal["weak", "student"]
@@ -333,13 +329,7 @@ class WeakToStrongText(WeakToStrong):
         return TextW2SData(cfg, seed)
 
     def loss(self, model: nn.Module, batch: Any, cfg: W2STextConfig) -> tuple[torch.Tensor, int]:
-        logits = model(batch["x"])
-        target = batch["target"]
-        if cfg.w2s.confidence > 0:
-            c = confidence_weight(batch["step"], batch["total_steps"], cfg.w2s.confidence,
-                                  cfg.w2s.warmup_frac)
-            target = confidence_target(target, logits, c)
-        return soft_cross_entropy(logits, target), len(target)
+        return student_loss(model(batch["x"]), batch, cfg.w2s), len(batch["x"])
 
     def evaluate(self, model: nn.Module, cfg: W2STextConfig, data: RecipeData, split: str,
                  full: bool = True) -> tuple[dict[str, float], list[dict]]:
@@ -351,10 +341,4 @@ class WeakToStrongText(WeakToStrong):
             device = next(model.parameters()).device
             pred = model(x.to(device)).argmax(-1).cpu()
         model.train(was_training)
-        metrics = {"accuracy": float((pred == y).float().mean())}
-        if data.label_accuracy is not None:
-            metrics["label_accuracy"] = data.label_accuracy
-        if data.weak_test is not None:
-            metrics["weak_agreement"] = float((pred == data.weak_test).float().mean())
-            metrics["weak_errors_copied"] = copied_errors(pred, data.weak_test, y)
-        return metrics, []
+        return student_metrics(pred, y, data.label_accuracy, data.weak_test), []
