@@ -168,6 +168,18 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
             recipe.configure("smoke", [bad])
 
 
+@pytest.mark.parametrize("name", ["inference-compute", "synthetic-data"])
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_every_preset_problem_fits_the_models_context(name: str, scale: str) -> None:
+    # a problem longer than the context is dropped from training and cannot be answered
+    cfg = recipes.get(name).configure(scale)
+    task, rng = cfg.task, np.random.default_rng(0)
+    problems = ar.make_problems(2000, max(task.ops), seed=1, operators=task.operators)
+    longest = max(len(p.prompt) + len(p.solution(rng if task.order == "random" else None))
+                  for p in problems)
+    assert longest + 1 <= cfg.model.context
+
+
 def test_flops_matching_at_snell_ratios_by_hand() -> None:
     from sutskever.recipes.inference_compute import affordable, total_flops
 
