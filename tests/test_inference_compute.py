@@ -163,7 +163,8 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     problems = ar.make_problems(100, (2, 3), seed=0, operators="+-")
     assert not any("*" in p.prompt for p in problems)
     recipe = recipes.get("inference-compute")
-    for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any"):
+    for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any",
+                "task.revision_temperature=-1"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])
 

@@ -73,6 +73,7 @@ class TaskConfig:
     revisions: int = 0
     revision_problems: int = 2000        # finite problems whose attempts (4 each) it learns on
     revision_chains: int = 4             # chains per test problem
+    revision_temperature: float | None = None  # a revision's temperature (None: temperature)
 
     def __post_init__(self) -> None:
         if not self.operators or set(self.operators) - set("+-*"):
@@ -83,6 +84,9 @@ class TaskConfig:
             raise ValueError(f"task.order must be 'fixed' or 'random', got {self.order!r}")
         if self.samples & (self.samples - 1):
             raise ValueError(f"task.samples must be 0 or a power of 2, got {self.samples}")
+        if self.revision_temperature is not None and self.revision_temperature < 0:
+            raise ValueError(f"task.revision_temperature must be >= 0 (or None: "
+                             f"task.temperature), got {self.revision_temperature}")
         if self.revisions & (self.revisions - 1) or self.revision_chains < 1:
             raise ValueError(f"task.revisions must be 0 or a power of 2 and task.revision_chains "
                              f"at least 1, got {self.revisions} and {self.revision_chains}")
@@ -326,10 +330,12 @@ def revision_chains(model: GPT, problems: list[ar.Problem], task: TaskConfig,
     prompts = [p.prompt for p in problems for _ in range(task.revision_chains)]
     attempts = complete(model, prompts, task.temperature, generator)
     chains = [[ar.answer_of(a)] for a in attempts]
+    temperature = (task.temperature if task.revision_temperature is None
+                   else task.revision_temperature)
     for _ in range(task.revisions - 1):
         attempts = complete(model, [revision_prompt(p, a) for p, a in zip(prompts, attempts,
                                                                            strict=True)],
-                            task.temperature, generator)
+                            temperature, generator)
         for chain, a in zip(chains, attempts, strict=True):
             chain.append(ar.answer_of(a))
     return chains
@@ -456,7 +462,10 @@ class ArithmeticGPT(Recipe):
 # 1-2 operations (58.4 vs 68.0; 82.0 vs 84.0). A later pilot with multiplication too (data_seed
 # 1, from the 9,000-step small model, 20% of its attempts wrong): revising still loses, on every
 # difficulty; at 3 operations a chain's first answer is right 70.5%, its 16th 45.5%, and chains
-# score 65.0 against 79.0 for parallel samples.
+# score 65.0 against 79.0 for parallel samples. Re-evaluated with greedy revisions
+# (task.revision_temperature=0; `sutskever eval`), the first revision already loses (69.2 ->
+# 61.3% right at 3 operations, where the same model's greedy answer is right 78.0%), and the
+# chains then hold at 64.8%: the reviser answers worse with an attempt in front of it.
 # Training steps: the quick preset was first measured at 3,000 steps (3 seeds), where both sizes
 # are far from converged (small greedy 51.2, large 63.9) and the large model's greedy decoding
 # beat the small one's majority vote at every ratio R. A pilot (data_seed 1, one training seed)
