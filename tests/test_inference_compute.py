@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -164,7 +165,7 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     assert not any("*" in p.prompt for p in problems)
     recipe = recipes.get("inference-compute")
     for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any",
-                "task.revision_temperature=-1"):
+                "task.revision_temperature=-1", "task.revision_attempts=some"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])
 
@@ -217,6 +218,13 @@ def test_revision_examples_pair_the_init_models_attempts_with_correct_solutions(
         assert ar.verify(finite[original], solution) and ar.REVISE not in solution
     # the reviser trains on them beside the finite set
     assert len(recipe.examples(cfg, 0)) == len(finite_problems(cfg.task)) + 48
+    # or on the wrong attempts alone, as Snell et al. do
+    wrong = revision_examples(dataclasses.replace(
+        cfg, task=dataclasses.replace(cfg.task, revision_attempts="wrong")), 0)
+    assert wrong == [(p, s) for p, s in examples
+                     if not ar.verify(finite[p.prompt.split("=", 1)[0] + "="],
+                                      p.prompt[len(p.prompt.split("=", 1)[0]) + 1:-2])]
+    assert 0 < len(wrong) < len(examples)
     with pytest.raises(UserError, match="needs train.init_from"):
         revision_examples(recipe.configure("smoke", ["task.revisions=4"]), 0)
 

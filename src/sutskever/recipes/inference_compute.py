@@ -74,6 +74,7 @@ class TaskConfig:
     revision_problems: int = 2000        # finite problems whose attempts (4 each) it learns on
     revision_chains: int = 4             # chains per test problem
     revision_temperature: float | None = None  # a revision's temperature (None: temperature)
+    revision_attempts: str = "all"       # the attempts it learns from: "all", or only "wrong"
 
     def __post_init__(self) -> None:
         if not self.operators or set(self.operators) - set("+-*"):
@@ -84,6 +85,9 @@ class TaskConfig:
             raise ValueError(f"task.order must be 'fixed' or 'random', got {self.order!r}")
         if self.samples & (self.samples - 1):
             raise ValueError(f"task.samples must be 0 or a power of 2, got {self.samples}")
+        if self.revision_attempts not in ("all", "wrong"):
+            raise ValueError(f"task.revision_attempts must be 'all' or 'wrong', got "
+                             f"{self.revision_attempts!r}")
         if self.revision_temperature is not None and self.revision_temperature < 0:
             raise ValueError(f"task.revision_temperature must be >= 0 (or None: "
                              f"task.temperature), got {self.revision_temperature}")
@@ -299,7 +303,8 @@ def revision_examples(cfg: ArithmeticConfig, seed: int) -> list[tuple[ar.Problem
     """What a reviser learns from: 4 attempts that the model of train.init_from samples for each
     of the first task.revision_problems finite problems, right or wrong, each followed by a
     correct solution (a fresh path in random order). Snell et al. pair wrong attempts with
-    correct ones; the right attempts here teach keeping a right answer."""
+    correct ones (task.revision_attempts="wrong"); with "all", the right attempts teach keeping
+    a right answer."""
     task = cfg.task
     if not cfg.train.init_from:
         raise UserError("task.revisions needs train.init_from: the run whose sampled attempts "
@@ -314,6 +319,8 @@ def revision_examples(cfg: ArithmeticConfig, seed: int) -> list[tuple[ar.Problem
     out: list[tuple[ar.Problem, str | None]] = []
     for p, tries in zip(problems, attempts, strict=True):
         for attempt in tries:
+            if task.revision_attempts == "wrong" and ar.verify(p, attempt):
+                continue
             target = p.solution(rng if task.order == "random" else None)
             out.append((ar.Problem(revision_prompt(p.prompt, attempt), p.answer, p.ops), target))
     wrong = sum(not ar.verify(p, a) for p, tries in zip(problems, attempts, strict=True)
