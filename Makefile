@@ -40,7 +40,7 @@ demo: $(VENV)/.installed
 	$(BIN)/sutskever reproduce --all --preset quick --seeds 1 --jobs 2 --results runs/RESULTS.md
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -x
+	$(BIN)/python -m pytest -x -n 2  # two workers: most tests are single-threaded Python
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
