@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -219,11 +218,15 @@ def test_revision_examples_pair_the_init_models_attempts_with_correct_solutions(
     # the reviser trains on them beside the finite set
     assert len(recipe.examples(cfg, 0)) == len(finite_problems(cfg.task)) + 48
     # or on the wrong attempts alone, as Snell et al. do
-    wrong = revision_examples(dataclasses.replace(
-        cfg, task=dataclasses.replace(cfg.task, revision_attempts="wrong")), 0)
-    assert wrong == [(p, s) for p, s in examples
-                     if not ar.verify(finite[p.prompt.split("=", 1)[0] + "="],
-                                      p.prompt[len(p.prompt.split("=", 1)[0]) + 1:-2])]
+    wrong = revision_examples(recipe.configure("smoke", [
+        f"train.init_from={tmp_path / 'base'}", "task.revisions=4", "task.revision_problems=12",
+        "task.revision_attempts=wrong"]), 0)
+
+    def attempt_is_right(problem: ar.Problem) -> bool:  # problem.prompt: prompt attempt ==
+        expression, attempt = problem.prompt[:-len(ar.REVISE)].split("=", 1)
+        return ar.verify(finite[expression + "="], attempt)
+
+    assert wrong == [(p, s) for p, s in examples if not attempt_is_right(p)]
     assert 0 < len(wrong) < len(examples)
     with pytest.raises(UserError, match="needs train.init_from"):
         revision_examples(recipe.configure("smoke", ["task.revisions=4"]), 0)

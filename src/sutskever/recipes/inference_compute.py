@@ -317,14 +317,15 @@ def revision_examples(cfg: ArithmeticConfig, seed: int) -> list[tuple[ar.Problem
     attempts = solve(model, problems, 4, task.temperature, generator)
     rng = np.random.default_rng([seed, 401])
     out: list[tuple[ar.Problem, str | None]] = []
+    wrong = 0
     for p, tries in zip(problems, attempts, strict=True):
         for attempt in tries:
-            if task.revision_attempts == "wrong" and ar.verify(p, attempt):
+            right = ar.verify(p, attempt)
+            wrong += not right
+            if right and task.revision_attempts == "wrong":
                 continue
             target = p.solution(rng if task.order == "random" else None)
             out.append((ar.Problem(revision_prompt(p.prompt, attempt), p.answer, p.ops), target))
-    wrong = sum(not ar.verify(p, a) for p, tries in zip(problems, attempts, strict=True)
-                for a in tries)
     print(f"  revision examples: {len(out)} attempts, {wrong} of them wrong")
     return out
 
