@@ -122,9 +122,10 @@ class SyntheticData(ArithmeticGPT):
     }
 
     def scales(self) -> dict[str, Any]:
-        # quick: the setting it was measured in (2,000 problems, lr 1e-2)
+        # quick: the setting it was measured in (2,000 problems of + and -, lr 1e-2)
         return {"smoke": _scale(SMOKE, 20),
-                "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2, steps=3000),
+                "quick": _scale(QUICK, 2000, train_problems=2000, lr=1e-2, steps=3000,
+                                operators="+-"),
                 "paper": _scale(PAPER, 20000)}
 
     def arm_overrides(self, scale: str, arm: str) -> dict[str, Any]:
