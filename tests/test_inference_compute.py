@@ -49,6 +49,19 @@ def test_random_order_solutions_are_correct_and_differ() -> None:
             assert len(lines) > 1
 
 
+def test_closest_solution_keeps_a_right_path_and_puts_a_wrong_step_right() -> None:
+    rng = np.random.default_rng(0)
+    for p in ar.make_problems(200, (1, 2, 3, 4), seed=3):
+        attempt = p.solution(rng)
+        assert p.closest_solution(attempt) == attempt
+    p = ar.Problem("6+7*5*4-7=", 139, 4)
+    # the attempt took 7*5 first and then wrote 35*4 as 150: the same path, put right
+    assert p.closest_solution("6+35*4-7=6+150-7=156-7=149") == "6+35*4-7=6+140-7=146-7=139"
+    # the other product first, and a cut-off attempt: its path, then the fixed order
+    assert p.closest_solution("6+7*20-7=6+150-7") == "6+7*20-7=6+140-7=146-7=139"
+    assert p.closest_solution("") == p.solution()
+
+
 def test_verifier_on_right_wrong_and_malformed_answers() -> None:
     p = ar.Problem("3+5*2-4=", 9, 3)
     assert ar.verify(p, "3+10-4=13-4=9")
@@ -164,7 +177,8 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     assert not any("*" in p.prompt for p in problems)
     recipe = recipes.get("inference-compute")
     for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any",
-                "task.revision_temperature=-1", "task.revision_attempts=some"):
+                "task.revision_temperature=-1", "task.revision_attempts=some",
+                "task.revision_target=near"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])
 
@@ -228,6 +242,15 @@ def test_revision_examples_pair_the_init_models_attempts_with_correct_solutions(
 
     assert wrong == [(p, s) for p, s in examples if not attempt_is_right(p)]
     assert 0 < len(wrong) < len(examples)
+    # or with the attempt's own path put right as the target
+    closest = revision_examples(recipe.configure("smoke", [
+        f"train.init_from={tmp_path / 'base'}", "task.revisions=4", "task.revision_problems=12",
+        "task.revision_target=closest"]), 0)
+    assert [p for p, _ in closest] == [p for p, _ in examples]
+    for problem, solution in closest:
+        expression, attempt = problem.prompt[:-len(ar.REVISE)].split("=", 1)
+        assert ar.verify(finite[expression + "="], solution)
+        assert solution != attempt or attempt_is_right(problem)  # only a right one is kept
     with pytest.raises(UserError, match="needs train.init_from"):
         revision_examples(recipe.configure("smoke", ["task.revisions=4"]), 0)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -42,6 +43,25 @@ class Problem:
         """The written steps after the prompt's "=", ending with the answer: in the fixed
         order, or, given `rng`, in an order drawn at random."""
         return solution_of(self.prompt[:-1], rng)
+
+    def closest_solution(self, attempt: str) -> str:
+        """The correct solution that follows `attempt`'s path: at each step, of the rewrites
+        allowed, the one written most like the attempt's step (difflib's ratio; the fixed order
+        once the attempt has no steps left). A right attempt comes back unchanged; a wrong one
+        with the wrong steps put right (Snell et al. pair a wrong attempt with the correct
+        answer closest to it in edit distance)."""
+        tokens = _tokens(self.prompt[:-1])
+        written = attempt.split("=")
+        out = []
+        while len(tokens) > 1:
+            ops = [i for i, t in enumerate(tokens) if t == "*"] or list(range(1, len(tokens), 2))
+            options = [_rewrite(tokens, i) for i in ops]
+            if len(out) < len(written):
+                target = written[len(out)]
+                options.sort(key=lambda t: -SequenceMatcher(None, "".join(t), target).ratio())
+            tokens = options[0]
+            out.append("".join(tokens))
+        return "=".join(out)
 
 
 def solution_of(expression: str, rng: np.random.Generator | None = None) -> str:

@@ -75,6 +75,9 @@ class TaskConfig:
     revision_chains: int = 4             # chains per test problem
     revision_temperature: float | None = None  # a revision's temperature (None: temperature)
     revision_attempts: str = "all"       # the attempts it learns from: "all", or only "wrong"
+    revision_target: str = "fresh"       # the solution it learns to write after an attempt: a
+                                         # "fresh" one, or the "closest" (the attempt's path,
+                                         # put right: Problem.closest_solution)
 
     def __post_init__(self) -> None:
         if not self.operators or set(self.operators) - set("+-*"):
@@ -88,6 +91,9 @@ class TaskConfig:
         if self.revision_attempts not in ("all", "wrong"):
             raise ValueError(f"task.revision_attempts must be 'all' or 'wrong', got "
                              f"{self.revision_attempts!r}")
+        if self.revision_target not in ("fresh", "closest"):
+            raise ValueError(f"task.revision_target must be 'fresh' or 'closest', got "
+                             f"{self.revision_target!r}")
         if self.revision_temperature is not None and self.revision_temperature < 0:
             raise ValueError(f"task.revision_temperature must be >= 0 (or None: "
                              f"task.temperature), got {self.revision_temperature}")
@@ -305,9 +311,10 @@ def revision_prompt(prompt: str, attempt: str) -> str:
 def revision_examples(cfg: ArithmeticConfig, seed: int) -> list[tuple[ar.Problem, str | None]]:
     """What a reviser learns from: 4 attempts that the model of train.init_from samples for each
     of the first task.revision_problems finite problems, right or wrong, each followed by a
-    correct solution (a fresh path in random order). Snell et al. pair wrong attempts with
-    correct ones (task.revision_attempts="wrong"); with "all", the right attempts teach keeping
-    a right answer."""
+    correct solution: a fresh one (in random order if task.order is), or the attempt's own path
+    put right (task.revision_target="closest"). Snell et al. pair wrong attempts with the
+    correct answer closest to them (task.revision_attempts="wrong"); with "all", the right
+    attempts teach keeping a right answer."""
     task = cfg.task
     if not cfg.train.init_from:
         raise UserError("task.revisions needs train.init_from: the run whose sampled attempts "
@@ -327,7 +334,8 @@ def revision_examples(cfg: ArithmeticConfig, seed: int) -> list[tuple[ar.Problem
             wrong += not right
             if right and task.revision_attempts == "wrong":
                 continue
-            target = p.solution(rng if task.order == "random" else None)
+            target = (p.closest_solution(attempt) if task.revision_target == "closest"
+                      else p.solution(rng if task.order == "random" else None))
             out.append((ar.Problem(revision_prompt(p.prompt, attempt), p.answer, p.ops), target))
     print(f"  revision examples: {len(out)} attempts, {wrong} of them wrong")
     return out
