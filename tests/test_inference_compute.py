@@ -130,6 +130,31 @@ def test_learned_verifier_separates_separable_features() -> None:
     assert ((scores > 0) == labels).float().mean() > 0.95
 
 
+def test_value_verifier_learns_the_checkers_labels() -> None:
+    from sutskever.recipes.inference_compute import ValueVerifier, fit_verifier
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=ar.N_VOCAB, context=16, n_layer=1, n_head=2, d_model=16))
+    train_set, test_set = (ar.make_problems(40, (1, 2), seed=s) for s in (0, 1))
+
+    def samples(problems: list[ar.Problem]) -> list[list[str]]:  # right, then a wrong one
+        return [[p.solution(), "999"] for p in problems]
+
+    labels = torch.tensor([ar.verify(p, s) for p, ss in zip(train_set, samples(train_set),
+                                                            strict=True)
+                           for s in ss])
+    verifier = ValueVerifier(model, train_set, samples(train_set), labels, epochs=20, lr=3e-3)
+    # the right solution ranked first: every training problem, and fresh ones (it may take a
+    # right answer ending in 9s for "999")
+    scores = verifier.score(train_set, samples(train_set)).view(-1, 2)
+    assert (scores[:, 0] > scores[:, 1]).all()
+    scores = verifier.score(test_set, samples(test_set)).view(-1, 2)
+    assert (scores[:, 0] > scores[:, 1]).float().mean() >= 0.9
+    # all samples right: nothing to learn from, every score zero
+    flat = fit_verifier("value", model, train_set, samples(train_set), torch.ones(80) > 0)
+    assert flat(test_set, samples(test_set)).abs().sum() == 0
+
+
 def test_cached_decoding_equals_recomputing_every_step() -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=17, context=12, n_layer=2, n_head=2, d_model=16)).eval()
@@ -178,7 +203,7 @@ def test_addition_and_subtraction_only_and_bad_task_settings() -> None:
     recipe = recipes.get("inference-compute")
     for bad in ("task.operators=/", "task.samples=3", "task.ops=0", "task.order=any",
                 "task.revision_temperature=-1", "task.revision_attempts=some",
-                "task.revision_target=near"):
+                "task.revision_target=near", "task.verifier=mlp"):
         with pytest.raises(UserError):
             recipe.configure("smoke", [bad])
 

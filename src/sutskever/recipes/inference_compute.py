@@ -36,9 +36,11 @@ moderate difficulty; on easy problems sequential revisions beat parallel samples
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,8 @@ class TaskConfig:
     samples: int = 16                    # N: samples per test problem (0: greedy only)
     temperature: float = 0.7             # Wang et al.'s for PaLM-540B and GPT-3
     verifier_problems: int = 100         # fresh problems whose samples train the verifier
+    verifier: str = "linear"             # the learned verifier: "linear" (logistic regression
+                                         # on features) or "value" (the generator fine-tuned)
     # > 0: a reviser, fine-tuned from train.init_from to rewrite that model's sampled attempts
     # at the finite problems (`revision_examples`), evaluated on chains of this many answers
     revisions: int = 0
@@ -91,6 +95,8 @@ class TaskConfig:
         if self.revision_attempts not in ("all", "wrong"):
             raise ValueError(f"task.revision_attempts must be 'all' or 'wrong', got "
                              f"{self.revision_attempts!r}")
+        if self.verifier not in ("linear", "value"):
+            raise ValueError(f"task.verifier must be 'linear' or 'value', got {self.verifier!r}")
         if self.revision_target not in ("fresh", "closest"):
             raise ValueError(f"task.revision_target must be 'fresh' or 'closest', got "
                              f"{self.revision_target!r}")
@@ -253,8 +259,7 @@ def features(model: GPT, problems: list[ar.Problem], solutions: list[list[str]])
     model.eval()
     hidden: list[torch.Tensor] = []
     hook = model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
-    rows = [(ar.encode(p.prompt + s + "\n")[: model.cfg.context + 1], len(p.prompt))
-            for p, ss in zip(problems, solutions, strict=True) for s in ss]
+    rows = _rows(problems, solutions, model.cfg.context + 1)
     feats = []
     try:
         for s in range(0, len(rows), 512):
@@ -295,6 +300,84 @@ class Verifier:
     def score(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return ((x - self.mu) / self.sd) @ self.w + self.b
+
+
+class ValueVerifier:
+    """Cobbe et al.'s verifier in miniature: a copy of the generator with a scalar head on its
+    final hidden states, fine-tuned (all of it, AdamW) to predict at every solution token
+    whether the solution's answer is right; a solution's score is the prediction where it has
+    read the whole solution and its end of line."""
+
+    def __init__(self, model: GPT, problems: list[ar.Problem], solutions: list[list[str]],
+                 labels: torch.Tensor, epochs: int = 3, batch: int = 64, lr: float = 3e-4,
+                 seed: int = 0):
+        self.model = copy.deepcopy(model)
+        self.head = nn.Linear(model.cfg.d_model, 1)
+        rows = _rows(problems, solutions, model.cfg.context)
+        target = labels.float()
+        params = [*self.model.parameters(), *self.head.parameters()]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        order = torch.Generator().manual_seed(seed)
+        self.model.train()
+        with torch.enable_grad():
+            for _ in range(epochs):
+                for idx in torch.randperm(len(rows), generator=order).split(batch):
+                    values, mask, _ = self._values([rows[i] for i in idx])
+                    loss = F.binary_cross_entropy_with_logits(
+                        values, target[idx, None].expand_as(values), weight=mask)
+                    opt.zero_grad()
+                    (loss * mask.numel() / mask.sum()).backward()
+                    opt.step()
+        self.model.eval()
+
+    def _values(self, rows: list[tuple[list[int], int]]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The head's logit at every position of the rows (each read whole, right-padded), the
+        mask of the solutions' positions, and each row's last position."""
+        x = torch.full((len(rows), max(len(ids) for ids, _ in rows)), ar.PAD, dtype=torch.long)
+        mask = torch.zeros(x.shape)
+        for r, (ids, prompt) in enumerate(rows):
+            x[r, : len(ids)] = torch.tensor(ids)
+            mask[r, prompt: len(ids)] = 1
+        hidden: list[torch.Tensor] = []
+        hook = self.model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
+        try:
+            self.model(x)
+        finally:
+            hook.remove()
+        last = torch.tensor([len(ids) - 1 for ids, _ in rows])
+        return self.head(hidden[0].float()).squeeze(-1), mask, last
+
+    @torch.no_grad()
+    def score(self, problems: list[ar.Problem], solutions: list[list[str]]) -> torch.Tensor:
+        rows = _rows(problems, solutions, self.model.cfg.context)
+        out = []
+        for s in range(0, len(rows), 512):
+            values, _, last = self._values(rows[s: s + 512])
+            out.append(values.gather(1, last[:, None]).squeeze(1))
+        return torch.cat(out)
+
+
+def _rows(problems: list[ar.Problem], solutions: list[list[str]],
+          limit: int) -> list[tuple[list[int], int]]:
+    """(tokens, prompt length) of each problem's solutions and end of line, cut to `limit`."""
+    return [(ar.encode(p.prompt + s + "\n")[:limit], len(p.prompt))
+            for p, ss in zip(problems, solutions, strict=True) for s in ss]
+
+
+Scorer = Callable[[list[ar.Problem], list[list[str]]], torch.Tensor]
+
+
+def fit_verifier(kind: str, model: GPT, problems: list[ar.Problem], solutions: list[list[str]],
+                 labels: torch.Tensor) -> Scorer:
+    """The learned verifier of `kind`, fitted to the checked samples: a function scoring each
+    solution of each problem (all zero where the samples were all right or all wrong)."""
+    if not 0 < labels.sum() < len(labels):
+        return lambda ps, ss: torch.zeros(sum(len(s) for s in ss))
+    if kind == "value":
+        return ValueVerifier(model, problems, solutions, labels).score
+    linear = Verifier(features(model, problems, solutions), labels)
+    return lambda ps, ss: linear.score(features(model, ps, ss))
 
 
 def sample_counts(n: int) -> list[int]:
@@ -436,8 +519,7 @@ class ArithmeticGPT(Recipe):
         vs = solve(model, vp, task.samples, task.temperature, generator)
         labels = torch.tensor([ar.verify(p, s) for p, ss in zip(vp, vs, strict=True)
                                for s in ss])
-        verifier = Verifier(features(model, vp, vs), labels) if 0 < labels.sum() < len(labels) \
-            else None
+        verifier = fit_verifier(task.verifier, model, vp, vs, labels)
         metrics["verifier_train_correct"] = 100 * float(labels.float().mean())
         predictions = []
         for k, problems in tests.items():
@@ -445,8 +527,7 @@ class ArithmeticGPT(Recipe):
             answers = [[ar.answer_of(s) for s in ss] for ss in sols]
             correct = [[a == p.answer for a in aa] for p, aa in zip(problems, answers,
                                                                      strict=True)]
-            scores = (verifier.score(features(model, problems, sols)).view(len(problems), -1)
-                      if verifier is not None else torch.zeros(len(problems), task.samples))
+            scores = verifier(problems, sols).view(len(problems), -1)
             metrics[f"tokens_o{k}"] = float(np.mean([len(p.prompt) + len(s) + 1
                                                      for p, ss in zip(problems, sols, strict=True)
                                                      for s in ss]))
