@@ -10,10 +10,11 @@ majority vote can only repeat greedy decoding. The test-time methods:
 - N samples with majority vote over their final answers (self-consistency, Wang et al. 2022);
 - best-of-N chosen by the exact verifier: the expected oracle, pass@k (Chen et al.'s unbiased
   estimator over the N samples);
-- best-of-N chosen by a learned verifier (Cobbe et al. 2021 in miniature): logistic regression on
-  the generator's own features of a sampled solution (its final hidden state averaged over the
-  solution, the mean and lowest token log-probability, the length), fitted on the model's samples
-  for fresh problems labelled by the checker.
+- best-of-N chosen by a learned verifier fitted on the model's samples for fresh problems
+  labelled by the checker: logistic regression on the generator's own features of a sampled
+  solution (its final hidden state averaged over the solution, the mean and lowest token
+  log-probability, the length), or (task.verifier = "value") Cobbe et al. 2021's in miniature,
+  the generator fine-tuned with a scalar head to predict correctness at every token.
 
 FLOPs are counted with the GPT's FLOPs per token: training 6N + 6LTd per token (`flops_per_token`)
 times the D tokens trained on; inference a third of that per token. As in Snell et al.'s
