@@ -54,8 +54,7 @@ class Problem:
         written = attempt.split("=")
         out = []
         while len(tokens) > 1:
-            ops = [i for i, t in enumerate(tokens) if t == "*"] or list(range(1, len(tokens), 2))
-            options = [_rewrite(tokens, i) for i in ops]
+            options = [_rewrite(tokens, i) for i in _allowed(tokens)]
             if len(out) < len(written):
                 target = written[len(out)]
                 options.sort(key=lambda t: -SequenceMatcher(None, "".join(t), target).ratio())
@@ -76,11 +75,17 @@ def steps(expression: str, rng: np.random.Generator | None = None) -> list[str]:
     tokens = _tokens(expression)
     out = [expression]
     while len(tokens) > 1:
-        ops = [i for i, t in enumerate(tokens) if t == "*"] or list(range(1, len(tokens), 2))
+        ops = _allowed(tokens)
         i = ops[0] if rng is None else ops[int(rng.integers(len(ops)))]
         tokens = _rewrite(tokens, i)
         out.append("".join(tokens))
     return out
+
+
+def _allowed(tokens: list[str]) -> list[int]:
+    """The operations that may come next: any multiplication while there are any, then any
+    addition or subtraction."""
+    return [i for i, t in enumerate(tokens) if t == "*"] or list(range(1, len(tokens), 2))
 
 
 def _rewrite(tokens: list[str], i: int) -> list[str]:

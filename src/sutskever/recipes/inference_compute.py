@@ -258,24 +258,30 @@ def features(model: GPT, problems: list[ar.Problem], solutions: list[list[str]])
     tokens, its mean and lowest token log-probability, and its length (the learned verifier's
     inputs)."""
     model.eval()
-    hidden: list[torch.Tensor] = []
-    hook = model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
     rows = _rows(problems, solutions, model.cfg.context + 1)
     feats = []
+    for s in range(0, len(rows), 512):
+        x, y = collate(rows[s: s + 512])
+        logits, hidden = _forward(model, x)
+        logp = -F.cross_entropy(logits.transpose(1, 2).float(), y, reduction="none")
+        mask = (y != -100).float()
+        count = mask.sum(1).clamp(min=1)
+        h = (hidden * mask[..., None]).sum(1) / count[:, None]
+        mean_lp = (logp * mask).sum(1) / count
+        min_lp = torch.where(mask.bool(), logp, torch.zeros_like(logp)).min(1).values
+        feats.append(torch.cat([h, torch.stack([mean_lp, min_lp, count / 10], 1)], 1))
+    return torch.cat(feats)
+
+
+def _forward(model: GPT, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's logits and its final hidden states (the input of its output layer)."""
+    hidden: list[torch.Tensor] = []
+    hook = model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
     try:
-        for s in range(0, len(rows), 512):
-            x, y = collate(rows[s: s + 512])
-            hidden.clear()
-            logp = -F.cross_entropy(model(x).transpose(1, 2).float(), y, reduction="none")
-            mask = (y != -100).float()
-            count = mask.sum(1).clamp(min=1)
-            h = (hidden[0] * mask[..., None]).sum(1) / count[:, None]
-            mean_lp = (logp * mask).sum(1) / count
-            min_lp = torch.where(mask.bool(), logp, torch.zeros_like(logp)).min(1).values
-            feats.append(torch.cat([h, torch.stack([mean_lp, min_lp, count / 10], 1)], 1))
+        logits = model(x)
     finally:
         hook.remove()
-    return torch.cat(feats)
+    return logits, hidden[0]
 
 
 class Verifier:
@@ -340,14 +346,9 @@ class ValueVerifier:
         for r, (ids, prompt) in enumerate(rows):
             x[r, : len(ids)] = torch.tensor(ids)
             mask[r, prompt: len(ids)] = 1
-        hidden: list[torch.Tensor] = []
-        hook = self.model.ln_f.register_forward_hook(lambda m, i, o: hidden.append(o))
-        try:
-            self.model(x)
-        finally:
-            hook.remove()
+        _, hidden = _forward(self.model, x)
         last = torch.tensor([len(ids) - 1 for ids, _ in rows])
-        return self.head(hidden[0].float()).squeeze(-1), mask, last
+        return self.head(hidden.float()).squeeze(-1), mask, last
 
     @torch.no_grad()
     def score(self, problems: list[ar.Problem], solutions: list[list[str]]) -> torch.Tensor:
